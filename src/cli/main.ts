@@ -1,8 +1,24 @@
 // The `kyb` command line.
+import { startServer } from './server.js';
+
 export async function main(argv: string[]): Promise<void> {
-  const [cmd] = argv;
+  const [cmd, ...rest] = argv;
   switch (cmd) {
+    case 'server': {
+      const s = await startServer(rest);
+      let stopping = false;
+      const stop = async () => {
+        if (stopping) return;
+        stopping = true;
+        await s.stop();
+        process.exit(0);
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      return;
+    }
     case 'version':
+    case '--version':
       process.stdout.write('kyb v0.1.0 (Kubernetes v1.32 API)\n');
       return;
     default:

@@ -1,0 +1,848 @@
+// Upstream's most common validation checks per kind (pkg/apis/*/validation), with upstream's field
+// paths and wording. Each validator returns every problem found; an empty list means valid.
+import { selectorFromLabelSelector, type MetaLabelSelector } from '../machinery/labels.js';
+import { field, type FieldError } from '../machinery/status.js';
+import {
+  isConfigMapKey, isDNS1123Label, isDNS1123Subdomain, isEnvVarName, isQualifiedName, isValidPortName,
+  isValidPortNum, maxLenError, nameRuleFor, validateAnnotations, validateLabels, validateObjectMeta,
+} from './names.js';
+import type { KObject } from './types.js';
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function asObj(v: unknown): Obj {
+  return isObj(v) ? v : {};
+}
+function arr(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}
+
+const negativeMsg = 'must be greater than or equal to 0';
+const immutableMsg = 'field is immutable';
+
+/** field.Invalid whose value is already printed (Go's %#v of a struct or map). */
+function invalidRaw(f: string, printed: string, detail: string): FieldError {
+  return { type: 'FieldValueInvalid', field: f, message: `Invalid value: ${printed}: ${detail}` };
+}
+/** field.NotFound (`Not found: "x"`). FieldError's type union lacks 'FieldValueNotFound'; see report. */
+function notFound(f: string, value: string): FieldError {
+  return { type: 'FieldValueNotFound' as FieldError['type'], field: f, message: `Not found: ${JSON.stringify(value)}` };
+}
+function nonNegative(v: unknown, path: string): FieldError[] {
+  return typeof v === 'number' && v < 0 ? [field.invalid(path, v, negativeMsg)] : [];
+}
+
+// ---- Go %#v printing of the few values upstream puts in messages --------------------------------
+
+const goStr = (s: string): string => JSON.stringify(s);
+export function goStringMap(m: unknown): string {
+  if (!isObj(m)) return 'map[string]string(nil)';
+  const keys = Object.keys(m).sort();
+  return `map[string]string{${keys.map((k) => `${goStr(k)}:${goStr(String(m[k]))}`).join(', ')}}`;
+}
+function goStringSlice(v: unknown): string {
+  if (!Array.isArray(v)) return '[]string(nil)';
+  return `[]string{${v.map((x) => goStr(String(x))).join(', ')}}`;
+}
+export function goLabelSelector(sel: unknown): string {
+  const s = asObj(sel);
+  const exprs = Array.isArray(s.matchExpressions)
+    ? `[]v1.LabelSelectorRequirement{${s.matchExpressions.map((e) => {
+      const r = asObj(e);
+      return `v1.LabelSelectorRequirement{Key:${goStr(str(r.key))}, Operator:${goStr(str(r.operator))}, Values:${goStringSlice(r.values)}}`;
+    }).join(', ')}}`
+    : '[]v1.LabelSelectorRequirement(nil)';
+  return `v1.LabelSelector{MatchLabels:${goStringMap(s.matchLabels)}, MatchExpressions:${exprs}}`;
+}
+function goIntOrString(v: unknown): string {
+  return typeof v === 'string'
+    ? `intstr.IntOrString{Type:1, IntVal:0, StrVal:${goStr(v)}}`
+    : `intstr.IntOrString{Type:0, IntVal:${typeof v === 'number' ? v : 0}, StrVal:""}`;
+}
+
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((x, i) => deepEqual(x, b[i]));
+  }
+  if (isObj(a) && isObj(b)) {
+    const ka = Object.keys(a).filter((k) => a[k] !== undefined);
+    const kb = Object.keys(b).filter((k) => b[k] !== undefined);
+    if (ka.length !== kb.length) return false;
+    return ka.every((k) => deepEqual(a[k], b[k]));
+  }
+  return false;
+}
+
+// ---- quantities (enough for validation: parse, compare, canonical form) -------------------------
+
+interface Quantity { nano: bigint; format: 'DecimalSI' | 'BinarySI' | 'DecimalExponent' }
+
+const quantityRe = /^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei)|([numkMGTPE]))?$/;
+const siExp: Record<string, number> = { n: -9, u: -6, m: -3, '': 0, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 };
+const binExp: Record<string, number> = { Ki: 1, Mi: 2, Gi: 3, Ti: 4, Pi: 5, Ei: 6 };
+
+function pow10(n: number): bigint { return 10n ** BigInt(n); }
+
+export function parseQuantity(s: string): Quantity | undefined {
+  const m = quantityRe.exec(s);
+  if (!m) return undefined;
+  let num = m[1]!;
+  const neg = num.startsWith('-');
+  if (neg || num.startsWith('+')) num = num.slice(1);
+  const [ip = '', fp = ''] = num.split('.');
+  let digits = BigInt((ip + fp) || '0');
+  let scale = -fp.length; // value = digits * 10^scale
+  let format: Quantity['format'] = 'DecimalSI';
+  if (m[2]) { scale += Number(m[2].slice(1)); format = 'DecimalExponent'; }
+  else if (m[3]) { digits *= 1024n ** BigInt(binExp[m[3]]!); format = 'BinarySI'; }
+  else scale += siExp[m[4] ?? '']!;
+  // to nano units, rounding up like upstream
+  const e = scale + 9;
+  let nano: bigint;
+  if (e >= 0) nano = digits * pow10(e);
+  else { const d = pow10(-e); nano = (digits + d - 1n) / d; }
+  return { nano: neg ? -nano : nano, format };
+}
+
+/** Upstream's Quantity.String(): canonical form ("1000m" → "1", "1024Mi" → "1Gi"). */
+export function formatQuantity(q: Quantity): string {
+  const neg = q.nano < 0n;
+  const n = neg ? -q.nano : q.nano;
+  const sign = neg ? '-' : '';
+  if (n === 0n) return '0';
+  if (q.format === 'BinarySI' && n % pow10(9) === 0n && n / pow10(9) >= 1024n) {
+    let v = n / pow10(9);
+    let k = 0;
+    while (k < 6 && v % 1024n === 0n) { v /= 1024n; k++; }
+    return `${sign}${v}${['', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei'][k]}`;
+  }
+  let e = -9;
+  let v = n;
+  while (e < 18 && v % 1000n === 0n) { v /= 1000n; e += 3; }
+  if (q.format === 'DecimalExponent') return `${sign}${v}${e === 0 ? '' : `e${e}`}`;
+  const suffix = Object.entries(siExp).find(([, x]) => x === e)![0];
+  return `${sign}${v}${suffix}`;
+}
+
+// ---- pod spec -----------------------------------------------------------------------------------
+
+const standardContainerResources = new Set(['cpu', 'memory', 'ephemeral-storage']);
+const overcommitAllowed = (name: string): boolean => standardContainerResources.has(name);
+const supportedProtocols = ['SCTP', 'TCP', 'UDP'];
+
+function validateResourceName(name: string, path: string): FieldError[] {
+  if (standardContainerResources.has(name) || name.startsWith('hugepages-')) return [];
+  if (!name.includes('/')) return [field.invalid(path, name, 'must be a standard resource for containers')];
+  return isQualifiedName(name).map((m) => field.invalid(path, name, m));
+}
+
+function validateResources(res: unknown, path: string): FieldError[] {
+  const errs: FieldError[] = [];
+  const r = asObj(res);
+  const limits = asObj(r.limits);
+  const requests = asObj(r.requests);
+  const parsedLimits = new Map<string, Quantity>();
+  const check = (bag: Obj, bagPath: string, into?: Map<string, Quantity>): Map<string, Quantity> => {
+    const out = new Map<string, Quantity>();
+    for (const [name, raw] of Object.entries(bag)) {
+      const p = `${bagPath}[${name}]`;
+      errs.push(...validateResourceName(name, p));
+      const q = parseQuantity(String(raw));
+      if (!q) { errs.push(field.invalid(p, String(raw), 'quantities must match the regular expression \'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$\'')); continue; }
+      if (q.nano < 0n) errs.push(field.invalid(p, formatQuantity(q), negativeMsg));
+      else if (!overcommitAllowed(name) && q.nano % pow10(9) !== 0n) errs.push(field.invalid(p, formatQuantity(q), 'must be an integer'));
+      (into ?? out).set(name, q);
+    }
+    return out;
+  };
+  check(limits, `${path}.limits`, parsedLimits);
+  const reqPath = `${path}.requests`;
+  const parsedRequests = check(requests, reqPath);
+  for (const [name, q] of parsedRequests) {
+    const lim = parsedLimits.get(name);
+    if (lim) {
+      if (q.nano !== lim.nano && !overcommitAllowed(name)) errs.push(field.invalid(reqPath, formatQuantity(q), `must be equal to ${name} limit of ${formatQuantity(lim)}`));
+      else if (q.nano > lim.nano) errs.push(field.invalid(reqPath, formatQuantity(q), `must be less than or equal to ${name} limit of ${formatQuantity(lim)}`));
+    } else if (!overcommitAllowed(name)) {
+      errs.push(field.required(`${path}.limits`, 'Limit must be set for non overcommitable resources'));
+    }
+  }
+  return errs;
+}
+
+function validateProbe(probe: unknown, path: string, mustSucceedOnce: boolean): FieldError[] {
+  if (!isObj(probe)) return [];
+  const errs: FieldError[] = [];
+  const handlers = ['exec', 'httpGet', 'tcpSocket', 'grpc'].filter((k) => probe[k] != null);
+  if (handlers.length === 0) errs.push(field.required(path, 'must specify a handler type'));
+  else if (handlers.length > 1) errs.push(field.forbidden(`${path}.${handlers[1]}`, 'may not specify more than 1 handler type'));
+  for (const k of ['initialDelaySeconds', 'timeoutSeconds', 'periodSeconds', 'successThreshold', 'failureThreshold']) {
+    errs.push(...nonNegative(probe[k], `${path}.${k}`));
+  }
+  if (mustSucceedOnce && typeof probe.successThreshold === 'number' && probe.successThreshold !== 1) {
+    errs.push(field.invalid(`${path}.successThreshold`, probe.successThreshold, 'must be 1'));
+  }
+  if (isObj(probe.httpGet)) errs.push(...validatePortNumOrName(probe.httpGet.port, `${path}.httpGet.port`));
+  if (isObj(probe.tcpSocket)) errs.push(...validatePortNumOrName(probe.tcpSocket.port, `${path}.tcpSocket.port`));
+  return errs;
+}
+
+function validatePortNumOrName(port: unknown, path: string): FieldError[] {
+  if (typeof port === 'number') return isValidPortNum(port).map((m) => field.invalid(path, port, m));
+  if (typeof port === 'string') {
+    if (/^[0-9]+$/.test(port)) return isValidPortNum(Number(port)).map((m) => field.invalid(path, port, m));
+    return isValidPortName(port).map((m) => field.invalid(path, port, m));
+  }
+  return [field.required(path)];
+}
+
+function validateEnv(env: unknown, path: string): FieldError[] {
+  const errs: FieldError[] = [];
+  arr(env).forEach((e, i) => {
+    const ev = asObj(e);
+    const p = `${path}[${i}]`;
+    const name = str(ev.name);
+    if (!name) errs.push(field.required(`${p}.name`));
+    else for (const m of isEnvVarName(name)) errs.push(field.invalid(`${p}.name`, name, m));
+    if (isObj(ev.valueFrom)) {
+      const n = ['fieldRef', 'resourceFieldRef', 'configMapKeyRef', 'secretKeyRef', 'fileKeyRef'].filter((k) => (ev.valueFrom as Obj)[k] != null).length;
+      if (n === 0) errs.push(field.invalid(`${p}.valueFrom`, '', 'must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`'));
+      else if (n > 1) errs.push(field.invalid(`${p}.valueFrom`, '', 'may not have more than one field specified at a time'));
+      if (str(ev.value) !== '') errs.push(field.invalid(`${p}.valueFrom`, '', 'may not be specified when `value` is not empty'));
+    }
+  });
+  return errs;
+}
+
+interface ContainerContext {
+  volumes: Set<string>;
+  names: Set<string>;
+  hostNetwork: boolean;
+  init: boolean;
+}
+
+function validateContainer(c: Obj, p: string, ctx: ContainerContext): FieldError[] {
+  const errs: FieldError[] = [];
+  const name = str(c.name);
+  if (!name) errs.push(field.required(`${p}.name`));
+  else {
+    for (const m of isDNS1123Label(name)) errs.push(field.invalid(`${p}.name`, name, m));
+    if (ctx.names.has(name)) errs.push(field.duplicate(`${p}.name`, name));
+    else ctx.names.add(name);
+  }
+  const image = str(c.image);
+  if (!image) errs.push(field.required(`${p}.image`));
+  else if (image.trim() !== image) errs.push(field.invalid(`${p}.image`, image, 'must not have leading or trailing whitespace'));
+  if (!ctx.init) {
+    errs.push(...validateProbe(c.livenessProbe, `${p}.livenessProbe`, true));
+    errs.push(...validateProbe(c.readinessProbe, `${p}.readinessProbe`, false));
+    errs.push(...validateProbe(c.startupProbe, `${p}.startupProbe`, true));
+  }
+  // ports
+  const portNames = new Set<string>();
+  arr(c.ports).forEach((raw, i) => {
+    const port = asObj(raw);
+    const pp = `${p}.ports[${i}]`;
+    const pname = str(port.name);
+    if (pname) {
+      for (const m of isValidPortName(pname)) errs.push(field.invalid(`${pp}.name`, pname, m));
+      if (portNames.has(pname)) errs.push(field.duplicate(`${pp}.name`, pname));
+      else portNames.add(pname);
+    }
+    if (port.containerPort == null || port.containerPort === 0) errs.push(field.required(`${pp}.containerPort`));
+    else for (const m of isValidPortNum(Number(port.containerPort))) errs.push(field.invalid(`${pp}.containerPort`, port.containerPort, m));
+    if (port.hostPort != null && port.hostPort !== 0) {
+      for (const m of isValidPortNum(Number(port.hostPort))) errs.push(field.invalid(`${pp}.hostPort`, port.hostPort, m));
+      if (ctx.hostNetwork && port.hostPort !== port.containerPort) errs.push(field.invalid(`${pp}.hostPort`, port.hostPort, 'must match `containerPort` when `hostNetwork` is true'));
+    }
+    const proto = str(port.protocol);
+    if (!proto) errs.push(field.required(`${pp}.protocol`));
+    else if (!supportedProtocols.includes(proto)) errs.push(field.notSupported(`${pp}.protocol`, proto, supportedProtocols));
+  });
+  errs.push(...validateEnv(c.env, `${p}.env`));
+  // volume mounts
+  const mountPaths = new Set<string>();
+  arr(c.volumeMounts).forEach((raw, i) => {
+    const vm = asObj(raw);
+    const mp = `${p}.volumeMounts[${i}]`;
+    const vname = str(vm.name);
+    if (!vname) errs.push(field.required(`${mp}.name`));
+    if (!ctx.volumes.has(vname)) errs.push(notFound(`${mp}.name`, vname));
+    const mountPath = str(vm.mountPath);
+    if (!mountPath) errs.push(field.required(`${mp}.mountPath`));
+    else if (mountPaths.has(mountPath)) errs.push(field.invalid(`${mp}.mountPath`, mountPath, 'must be unique'));
+    else mountPaths.add(mountPath);
+  });
+  errs.push(...validateResources(c.resources, `${p}.resources`));
+  return errs;
+}
+
+const volumeSourceKeys = [
+  'hostPath', 'emptyDir', 'gcePersistentDisk', 'awsElasticBlockStore', 'gitRepo', 'secret', 'nfs', 'iscsi',
+  'glusterfs', 'persistentVolumeClaim', 'rbd', 'flexVolume', 'cinder', 'cephfs', 'flocker', 'downwardAPI', 'fc',
+  'azureFile', 'configMap', 'vsphereVolume', 'quobyte', 'azureDisk', 'photonPersistentDisk', 'projected',
+  'portworxVolume', 'scaleIO', 'storageos', 'csi', 'ephemeral', 'image',
+];
+
+function validateVolumes(vols: unknown, path: string, names: Set<string>): FieldError[] {
+  const errs: FieldError[] = [];
+  arr(vols).forEach((raw, i) => {
+    const v = asObj(raw);
+    const p = `${path}[${i}]`;
+    const name = str(v.name);
+    if (!name) errs.push(field.required(`${p}.name`));
+    else {
+      for (const m of isDNS1123Label(name)) errs.push(field.invalid(`${p}.name`, name, m));
+      if (names.has(name)) errs.push(field.duplicate(`${p}.name`, name));
+      else names.add(name);
+    }
+    const sources = volumeSourceKeys.filter((k) => v[k] != null);
+    if (sources.length === 0) errs.push(field.required(p, 'must specify a volume type'));
+    else if (sources.length > 1) errs.push(field.forbidden(`${p}.${sources[1]}`, 'may not specify more than 1 volume type'));
+    if (isObj(v.persistentVolumeClaim) && !str(v.persistentVolumeClaim.claimName)) errs.push(field.required(`${p}.persistentVolumeClaim.claimName`));
+    if (isObj(v.hostPath) && !str(v.hostPath.path)) errs.push(field.required(`${p}.hostPath.path`));
+  });
+  return errs;
+}
+
+const restartPolicies = ['Always', 'OnFailure', 'Never'];
+const dnsPolicies = ['ClusterFirstWithHostNet', 'ClusterFirst', 'Default', 'None'];
+
+/** ValidatePodSpec for a pod spec found at `path` (`spec`, `spec.template.spec`, ...). */
+export function validatePodSpec(specIn: unknown, path: string): FieldError[] {
+  const errs: FieldError[] = [];
+  const s = asObj(specIn);
+  const volumes = new Set<string>();
+  errs.push(...validateVolumes(s.volumes, `${path}.volumes`, volumes));
+  const ctx: ContainerContext = { volumes, names: new Set(), hostNetwork: s.hostNetwork === true, init: false };
+  const containers = arr(s.containers);
+  if (containers.length === 0) errs.push(field.required(`${path}.containers`));
+  containers.forEach((c, i) => errs.push(...validateContainer(asObj(c), `${path}.containers[${i}]`, ctx)));
+  arr(s.initContainers).forEach((c, i) => errs.push(...validateContainer(asObj(c), `${path}.initContainers[${i}]`, { ...ctx, init: true })));
+  const rp = str(s.restartPolicy);
+  if (!rp) errs.push(field.required(`${path}.restartPolicy`));
+  else if (!restartPolicies.includes(rp)) errs.push(field.notSupported(`${path}.restartPolicy`, rp, restartPolicies));
+  const dp = str(s.dnsPolicy);
+  if (!dp) errs.push(field.required(`${path}.dnsPolicy`));
+  else if (!dnsPolicies.includes(dp)) errs.push(field.notSupported(`${path}.dnsPolicy`, dp, dnsPolicies));
+  else if (dp === 'None' && !isObj(s.dnsConfig)) errs.push(field.required(`${path}.dnsConfig`, 'must provide `dnsConfig` when `dnsPolicy` is None'));
+  errs.push(...validateLabels(s.nodeSelector, `${path}.nodeSelector`));
+  for (const k of ['serviceAccountName', 'nodeName']) {
+    const v = str(s[k]);
+    if (v) for (const m of isDNS1123Subdomain(v)) errs.push(field.invalid(`${path}.${k}`, v, m));
+  }
+  for (const k of ['hostname', 'subdomain']) {
+    const v = str(s[k]);
+    if (v) for (const m of isDNS1123Label(v)) errs.push(field.invalid(`${path}.${k}`, v, m));
+  }
+  if (typeof s.activeDeadlineSeconds === 'number' && (s.activeDeadlineSeconds < 1 || s.activeDeadlineSeconds > 2147483647)) {
+    errs.push(field.invalid(`${path}.activeDeadlineSeconds`, s.activeDeadlineSeconds, 'must be between 1 and 2147483647, inclusive'));
+  }
+  errs.push(...nonNegative(s.terminationGracePeriodSeconds, `${path}.terminationGracePeriodSeconds`));
+  return errs;
+}
+
+/** ValidatePodTemplateSpec: template metadata labels/annotations and the pod spec. */
+export function validatePodTemplateSpec(template: unknown, path: string): FieldError[] {
+  if (!isObj(template)) return [field.required(path)];
+  const meta = asObj(template.metadata);
+  return [
+    ...validateLabels(meta.labels, `${path}.metadata.labels`),
+    ...validateAnnotations(meta.annotations, `${path}.metadata.annotations`),
+    ...validatePodSpec(template.spec, `${path}.spec`),
+  ];
+}
+
+const podUpdateMsg = 'pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)';
+
+function validatePodUpdate(obj: KObject, old: KObject): FieldError[] {
+  const errs: FieldError[] = [];
+  const ns = asObj(obj.spec);
+  const os = asObj(old.spec);
+  // activeDeadlineSeconds may be set, or lowered, never raised or removed
+  const nad = ns.activeDeadlineSeconds;
+  const oad = os.activeDeadlineSeconds;
+  if (typeof nad === 'number') {
+    if (nad < 0 || nad > 2147483647) return [field.invalid('spec.activeDeadlineSeconds', nad, 'must be between 0 and 2147483647, inclusive')];
+    if (typeof oad === 'number' && oad < nad) return [field.invalid('spec.activeDeadlineSeconds', nad, 'must be less than or equal to previous value')];
+  } else if (typeof oad === 'number') {
+    errs.push({ type: 'FieldValueInvalid', field: 'spec.activeDeadlineSeconds', message: 'Invalid value: "null": must not update from a positive integer to nil value' });
+  }
+  // tolerations: only additions (tolerationSeconds may change)
+  const sansSeconds = (t: unknown): Obj => { const { tolerationSeconds: _, ...rest } = asObj(t); return rest; };
+  const newTols = arr(ns.tolerations);
+  arr(os.tolerations).forEach((t, i) => {
+    if (!newTols.some((n) => deepEqual(sansSeconds(n), sansSeconds(t)))) {
+      errs.push(field.forbidden(`spec.tolerations[${i}]`, 'existing toleration can not be modified except its tolerationSeconds'));
+    }
+  });
+  // everything else: compare with the mutable fields copied over from the new spec
+  const munged: Obj = structuredClone(os);
+  const copyImages = (key: string): void => {
+    const nc = arr(ns[key]);
+    const oc = arr(munged[key]);
+    if (nc.length !== oc.length) return;
+    oc.forEach((c, i) => { if (isObj(c)) c.image = asObj(nc[i]).image; });
+  };
+  copyImages('containers');
+  copyImages('initContainers');
+  munged.activeDeadlineSeconds = ns.activeDeadlineSeconds;
+  munged.tolerations = ns.tolerations;
+  munged.ephemeralContainers = ns.ephemeralContainers;
+  if (typeof os.terminationGracePeriodSeconds === 'number' && os.terminationGracePeriodSeconds < 0 && ns.terminationGracePeriodSeconds === 1) {
+    munged.terminationGracePeriodSeconds = 1;
+  }
+  // scheduling gates may only be removed
+  const oldGates = arr(os.schedulingGates).map((g) => str(asObj(g).name));
+  const newGates = arr(ns.schedulingGates).map((g) => str(asObj(g).name));
+  for (const g of newGates) {
+    if (!oldGates.includes(g)) errs.push(field.forbidden('spec.schedulingGates', `only deletion is allowed, but found new scheduling gate '${g}'`));
+  }
+  munged.schedulingGates = ns.schedulingGates;
+  if (!deepEqual(munged, ns)) errs.push(field.forbidden('spec', podUpdateMsg));
+  return errs;
+}
+
+function validatePod(obj: KObject, old?: KObject): FieldError[] {
+  const errs = [...meta(obj, 'Pod', true), ...validatePodSpec(obj.spec, 'spec')];
+  if (old) errs.push(...validatePodUpdate(obj, old));
+  return errs;
+}
+
+// ---- workloads ----------------------------------------------------------------------------------
+
+function meta(obj: KObject, kind: string, namespaced: boolean): FieldError[] {
+  return validateObjectMeta(obj.metadata, namespaced, nameRuleFor(kind));
+}
+
+/** The selector of a workload: required, non-empty, valid, and matching the template's labels. */
+function validateSelectorAndTemplate(s: Obj, path: string, what: string, opts: { required: boolean; emptyMsg?: string }): FieldError[] {
+  const errs: FieldError[] = [];
+  const sel = s.selector;
+  const tmplPath = `${path}.template`;
+  if (sel == null) {
+    if (opts.required) errs.push(field.required(`${path}.selector`));
+  } else {
+    const se = asObj(sel);
+    errs.push(...validateLabels(se.matchLabels, `${path}.selector.matchLabels`));
+    const count = Object.keys(asObj(se.matchLabels)).length + arr(se.matchExpressions).length;
+    if (count === 0 && opts.emptyMsg) errs.push(invalidRaw(`${path}.selector`, goLabelSelector(sel), opts.emptyMsg));
+  }
+  if (sel != null) {
+    let matches = true;
+    try {
+      const selector = selectorFromLabelSelector(sel as MetaLabelSelector);
+      const labels = asObj(asObj(asObj(s.template).metadata).labels) as Record<string, string>;
+      matches = selector.empty || selector.matches(labels);
+    } catch {
+      errs.push(invalidRaw(`${path}.selector`, goLabelSelector(sel), 'invalid label selector'));
+    }
+    if (!matches) {
+      errs.push(invalidRaw(`${tmplPath}.metadata.labels`, goStringMap(asObj(s.template).metadata ? asObj(asObj(s.template).metadata).labels : undefined), '`selector` does not match template `labels`'));
+    }
+  }
+  if (s.template == null) {
+    errs.push(field.required(tmplPath));
+    return errs;
+  }
+  errs.push(...validatePodTemplateSpec(s.template, tmplPath));
+  const ts = asObj(asObj(s.template).spec);
+  if (what) {
+    const rp = str(ts.restartPolicy);
+    if (rp && rp !== 'Always') errs.push(field.notSupported(`${tmplPath}.spec.restartPolicy`, rp, ['Always']));
+    if (ts.activeDeadlineSeconds != null) errs.push(field.forbidden(`${tmplPath}.spec.activeDeadlineSeconds`, `activeDeadlineSeconds in ${what} is not Supported`));
+  }
+  return errs;
+}
+
+function validatePercentOrInt(v: unknown, path: string): FieldError[] {
+  if (typeof v === 'string') {
+    if (!/^[0-9]+%$/.test(v)) return [invalidRaw(path, goIntOrString(v), "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")];
+    if (Number(v.slice(0, -1)) > 100) return [invalidRaw(path, goIntOrString(v), 'must not be greater than 100%')];
+    return [];
+  }
+  return nonNegative(v, path);
+}
+const intOrPercentIsZero = (v: unknown): boolean => v === 0 || v === '0%' || v == null;
+
+function selectorImmutable(obj: KObject, old: KObject | undefined): FieldError[] {
+  if (!old) return [];
+  const ns = asObj(obj.spec).selector;
+  const os = asObj(old.spec).selector;
+  return deepEqual(ns, os) ? [] : [invalidRaw('spec.selector', goLabelSelector(ns), immutableMsg)];
+}
+
+function validateDeployment(obj: KObject, old?: KObject): FieldError[] {
+  const s = asObj(obj.spec);
+  const errs = [...meta(obj, 'Deployment', true), ...nonNegative(s.replicas, 'spec.replicas')];
+  errs.push(...validateSelectorAndTemplate(s, 'spec', 'ReplicaSet', { required: true, emptyMsg: 'empty selector is invalid for deployment' }));
+  const st = asObj(s.strategy);
+  const type = str(st.type);
+  if (type === 'Recreate') {
+    if (st.rollingUpdate != null) errs.push(field.forbidden('spec.strategy.rollingUpdate', "may not be specified when strategy `type` is 'Recreate'"));
+  } else if (type === 'RollingUpdate') {
+    const ru = asObj(st.rollingUpdate);
+    errs.push(...validatePercentOrInt(ru.maxUnavailable, 'spec.strategy.rollingUpdate.maxUnavailable'));
+    errs.push(...validatePercentOrInt(ru.maxSurge, 'spec.strategy.rollingUpdate.maxSurge'));
+    if (intOrPercentIsZero(ru.maxUnavailable) && intOrPercentIsZero(ru.maxSurge)) {
+      errs.push(invalidRaw('spec.strategy.rollingUpdate.maxUnavailable', goIntOrString(ru.maxUnavailable ?? 0), 'may not be 0 when `maxSurge` is 0'));
+    }
+  } else {
+    errs.push(field.notSupported('spec.strategy.type', type, ['Recreate', 'RollingUpdate']));
+  }
+  errs.push(...nonNegative(s.minReadySeconds, 'spec.minReadySeconds'));
+  errs.push(...nonNegative(s.revisionHistoryLimit, 'spec.revisionHistoryLimit'));
+  if (typeof s.progressDeadlineSeconds === 'number') {
+    errs.push(...nonNegative(s.progressDeadlineSeconds, 'spec.progressDeadlineSeconds'));
+    if (s.progressDeadlineSeconds <= (typeof s.minReadySeconds === 'number' ? s.minReadySeconds : 0)) {
+      errs.push(field.invalid('spec.progressDeadlineSeconds', s.progressDeadlineSeconds, 'must be greater than minReadySeconds'));
+    }
+  }
+  errs.push(...selectorImmutable(obj, old));
+  return errs;
+}
+
+function validateReplicaSet(obj: KObject, old?: KObject): FieldError[] {
+  const s = asObj(obj.spec);
+  const errs = [...meta(obj, 'ReplicaSet', true), ...nonNegative(s.replicas, 'spec.replicas'), ...nonNegative(s.minReadySeconds, 'spec.minReadySeconds')];
+  errs.push(...validateSelectorAndTemplate(s, 'spec', 'ReplicaSet', { required: true, emptyMsg: 'empty selector is invalid for deployment' }));
+  errs.push(...selectorImmutable(obj, old));
+  return errs;
+}
+
+const stsMutable = ['replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy', 'minReadySeconds'];
+
+function validateStatefulSet(obj: KObject, old?: KObject): FieldError[] {
+  const s = asObj(obj.spec);
+  const errs = [...meta(obj, 'StatefulSet', true)];
+  const pmp = str(s.podManagementPolicy);
+  if (pmp !== 'OrderedReady' && pmp !== 'Parallel') {
+    errs.push(pmp ? field.invalid('spec.podManagementPolicy', pmp, "must be 'OrderedReady' or 'Parallel'") : field.required('spec.podManagementPolicy'));
+  }
+  const us = asObj(s.updateStrategy);
+  const ut = str(us.type);
+  if (!ut) errs.push(field.required('spec.updateStrategy'));
+  else if (ut === 'RollingUpdate') errs.push(...nonNegative(asObj(us.rollingUpdate).partition, 'spec.updateStrategy.rollingUpdate.partition'));
+  else if (ut === 'OnDelete') {
+    if (us.rollingUpdate != null) errs.push(field.invalid('spec.updateStrategy.rollingUpdate', 'OnDelete', "only allowed for updateStrategy 'RollingUpdate'"));
+  } else errs.push(field.invalid('spec.updateStrategy', ut, "must be 'RollingUpdate' or 'OnDelete'"));
+  errs.push(...nonNegative(s.replicas, 'spec.replicas'), ...nonNegative(s.minReadySeconds, 'spec.minReadySeconds'));
+  errs.push(...validateSelectorAndTemplate(s, 'spec', 'StatefulSet', { required: true, emptyMsg: 'empty selector is invalid for statefulset' }));
+  if (old) {
+    const strip = (o: KObject): Obj => { const c = { ...asObj(o.spec) }; for (const k of stsMutable) delete c[k]; return c; };
+    if (!deepEqual(strip(obj), strip(old))) {
+      errs.push(field.forbidden('spec', "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"));
+    }
+  }
+  return errs;
+}
+
+function validateDaemonSet(obj: KObject, old?: KObject): FieldError[] {
+  const s = asObj(obj.spec);
+  const errs = [...meta(obj, 'DaemonSet', true)];
+  errs.push(...validateSelectorAndTemplate(s, 'spec', 'DaemonSet', { required: true, emptyMsg: 'empty selector is invalid for daemonset' }));
+  const us = asObj(s.updateStrategy);
+  const ut = str(us.type);
+  if (ut === 'RollingUpdate') {
+    const ru = asObj(us.rollingUpdate);
+    errs.push(...validatePercentOrInt(ru.maxUnavailable, 'spec.updateStrategy.rollingUpdate.maxUnavailable'));
+    errs.push(...validatePercentOrInt(ru.maxSurge, 'spec.updateStrategy.rollingUpdate.maxSurge'));
+    if (intOrPercentIsZero(ru.maxUnavailable) && intOrPercentIsZero(ru.maxSurge)) {
+      errs.push(invalidRaw('spec.updateStrategy.rollingUpdate.maxUnavailable', goIntOrString(ru.maxUnavailable ?? 0), 'may not be 0 when `maxSurge` is 0'));
+    }
+  } else if (ut !== 'OnDelete') {
+    errs.push(field.notSupported('spec.updateStrategy.type', ut, ['OnDelete', 'RollingUpdate']));
+  }
+  errs.push(...nonNegative(s.minReadySeconds, 'spec.minReadySeconds'), ...nonNegative(s.revisionHistoryLimit, 'spec.revisionHistoryLimit'));
+  errs.push(...selectorImmutable(obj, old));
+  return errs;
+}
+
+function validateReplicationController(obj: KObject): FieldError[] {
+  const s = asObj(obj.spec);
+  const errs = [...meta(obj, 'ReplicationController', true), ...nonNegative(s.replicas, 'spec.replicas'), ...nonNegative(s.minReadySeconds, 'spec.minReadySeconds')];
+  const sel = asObj(s.selector);
+  if (Object.keys(sel).length === 0) errs.push(field.required('spec.selector'));
+  else errs.push(...validateLabels(sel, 'spec.selector'));
+  const labelSelector = Object.keys(sel).length ? { matchLabels: sel } : undefined;
+  errs.push(...validateSelectorAndTemplate({ ...s, selector: labelSelector }, 'spec', 'ReplicationController', { required: false }));
+  return errs;
+}
+
+function validateJobSpec(s: Obj, path: string, inTemplate: boolean): FieldError[] {
+  const errs: FieldError[] = [];
+  for (const k of ['parallelism', 'completions', 'activeDeadlineSeconds', 'backoffLimit', 'ttlSecondsAfterFinished']) errs.push(...nonNegative(s[k], `${path}.${k}`));
+  const cm = s.completionMode;
+  if (cm != null && cm !== 'NonIndexed' && cm !== 'Indexed') errs.push(field.notSupported(`${path}.completionMode`, cm, ['NonIndexed', 'Indexed']));
+  if (cm === 'Indexed' && s.completions == null) errs.push(field.required(`${path}.completions`, 'when completion mode is Indexed'));
+  if (inTemplate && s.selector != null) errs.push(invalidRaw(`${path}.selector`, goLabelSelector(s.selector), '`selector` will be auto-generated'));
+  // the selector is generated by the server unless manualSelector is set
+  errs.push(...validateSelectorAndTemplate(s, path, '', { required: !inTemplate && s.manualSelector === true }));
+  const rp = str(asObj(asObj(s.template).spec).restartPolicy);
+  const tp = `${path}.template.spec.restartPolicy`;
+  if (rp === '' || rp === 'Always') errs.push(field.required(tp, 'valid values: "OnFailure", "Never"'));
+  else if (rp !== 'OnFailure' && rp !== 'Never') errs.push(field.notSupported(tp, rp, ['OnFailure', 'Never']));
+  return errs.filter((e) => !(e.field === tp && e.type === 'FieldValueRequired' && e.message === 'Required value'));
+}
+
+function validateJob(obj: KObject, old?: KObject): FieldError[] {
+  const s = asObj(obj.spec);
+  const errs = [...meta(obj, 'Job', true), ...validateJobSpec(s, 'spec', false)];
+  if (old) {
+    const os = asObj(old.spec);
+    if (os.selector != null) errs.push(...selectorImmutable(obj, old));
+    if (s.completionMode !== 'Indexed' && !deepEqual(s.completions, os.completions)) errs.push(field.invalid('spec.completions', s.completions ?? null, immutableMsg));
+    if (!deepEqual(s.completionMode, os.completionMode)) errs.push(field.invalid('spec.completionMode', s.completionMode ?? null, immutableMsg));
+  }
+  return errs;
+}
+
+function validateCronJob(obj: KObject): FieldError[] {
+  const s = asObj(obj.spec);
+  const errs = meta(obj, 'CronJob', true);
+  const name = obj.metadata?.name ?? '';
+  if (name.length > 52) errs.push(field.invalid('metadata.name', name, maxLenError(52)));
+  const sched = str(s.schedule);
+  if (!sched) errs.push(field.required('spec.schedule'));
+  else {
+    const fields = sched.replace(/^(TZ|CRON_TZ)=\S+\s+/, '').trim().split(/\s+/);
+    if (!sched.startsWith('@') && fields.length !== 5) errs.push(field.invalid('spec.schedule', sched, `expected exactly 5 fields, found ${fields.length}: ${sched}`));
+  }
+  const cp = str(s.concurrencyPolicy);
+  if (!cp) errs.push(field.required('spec.concurrencyPolicy'));
+  else if (!['Allow', 'Forbid', 'Replace'].includes(cp)) errs.push(field.notSupported('spec.concurrencyPolicy', cp, ['Allow', 'Forbid', 'Replace']));
+  for (const k of ['startingDeadlineSeconds', 'successfulJobsHistoryLimit', 'failedJobsHistoryLimit']) errs.push(...nonNegative(s[k], `spec.${k}`));
+  const jt = asObj(s.jobTemplate);
+  errs.push(...validateLabels(asObj(jt.metadata).labels, 'spec.jobTemplate.metadata.labels'));
+  errs.push(...validateJobSpec(asObj(jt.spec), 'spec.jobTemplate.spec', true));
+  return errs;
+}
+
+// ---- services, config ---------------------------------------------------------------------------
+
+const serviceTypes = ['ClusterIP', 'ExternalName', 'LoadBalancer', 'NodePort'];
+
+function validateService(obj: KObject, old?: KObject): FieldError[] {
+  const s = asObj(obj.spec);
+  const errs = meta(obj, 'Service', true);
+  const type = str(s.type);
+  const ports = arr(s.ports);
+  const headless = s.clusterIP === 'None';
+  if (ports.length === 0 && !headless && type !== 'ExternalName') errs.push(field.required('spec.ports'));
+  if (!type) errs.push(field.required('spec.type'));
+  else if (!serviceTypes.includes(type)) errs.push(field.notSupported('spec.type', type, serviceTypes));
+  if (type === 'ExternalName') {
+    const en = str(s.externalName);
+    if (!en) errs.push(field.required('spec.externalName'));
+    else for (const m of isDNS1123Subdomain(en.replace(/\.$/, ''))) errs.push(field.invalid('spec.externalName', en, m));
+  }
+  const names = new Set<string>();
+  const requireName = ports.length > 1;
+  const seen = new Set<string>();
+  ports.forEach((raw, i) => {
+    const p = asObj(raw);
+    const pp = `spec.ports[${i}]`;
+    const name = str(p.name);
+    if (requireName && !name) errs.push(field.required(`${pp}.name`));
+    else if (name) {
+      for (const m of isDNS1123Label(name)) errs.push(field.invalid(`${pp}.name`, name, m));
+      if (names.has(name)) errs.push(field.duplicate(`${pp}.name`, name));
+      else names.add(name);
+    }
+    for (const m of isValidPortNum(Number(p.port))) errs.push(field.invalid(`${pp}.port`, p.port ?? 0, m));
+    const proto = str(p.protocol);
+    if (!proto) errs.push(field.required(`${pp}.protocol`));
+    else if (!supportedProtocols.includes(proto)) errs.push(field.notSupported(`${pp}.protocol`, proto, supportedProtocols));
+    if (p.targetPort != null) errs.push(...validatePortNumOrName(p.targetPort, `${pp}.targetPort`));
+    const key = `${proto}/${String(p.port)}`;
+    if (seen.has(key)) errs.push(field.duplicate(pp, `${proto}/${String(p.port)}`));
+    seen.add(key);
+    if (p.nodePort != null && p.nodePort !== 0) {
+      if (type !== 'NodePort' && type !== 'LoadBalancer') errs.push(field.forbidden(`${pp}.nodePort`, 'may not be used when `type` is \'ClusterIP\''));
+      else for (const m of isValidPortNum(Number(p.nodePort))) errs.push(field.invalid(`${pp}.nodePort`, p.nodePort, m));
+    }
+  });
+  if (isObj(s.selector)) errs.push(...validateLabels(s.selector, 'spec.selector'));
+  const sa = str(s.sessionAffinity);
+  if (!sa) errs.push(field.required('spec.sessionAffinity'));
+  else if (sa !== 'ClientIP' && sa !== 'None') errs.push(field.notSupported('spec.sessionAffinity', sa, ['ClientIP', 'None']));
+  if (old) {
+    const oip = str(asObj(old.spec).clusterIP);
+    const nip = str(s.clusterIP);
+    if (oip && nip && oip !== nip && type !== 'ExternalName') errs.push(field.invalid('spec.clusterIPs[0]', nip, 'may not change once set'));
+  }
+  return errs;
+}
+
+const maxDataSize = 1024 * 1024;
+const immutableSetMsg = 'field is immutable when `immutable` is set';
+const base64Re = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function validateDataKeys(bag: unknown, path: string, other: unknown, otherName: string): { errs: FieldError[]; keys: string[] } {
+  const errs: FieldError[] = [];
+  const b = asObj(bag);
+  for (const k of Object.keys(b)) {
+    for (const m of isConfigMapKey(k)) errs.push(field.invalid(`${path}[${k}]`, k, m));
+    if (other && Object.prototype.hasOwnProperty.call(other, k)) errs.push(field.invalid(`${path}[${k}]`, k, `duplicate of key present in ${otherName}`));
+  }
+  return { errs, keys: Object.keys(b) };
+}
+
+function immutableDataChecks(obj: KObject, old: KObject | undefined, keys: string[]): FieldError[] {
+  if (!old || old.immutable !== true) return [];
+  const errs: FieldError[] = [];
+  if (obj.immutable !== true) errs.push(field.forbidden('immutable', immutableSetMsg));
+  for (const k of keys) if (!deepEqual(obj[k] ?? undefined, old[k] ?? undefined)) errs.push(field.forbidden(k, immutableSetMsg));
+  return errs;
+}
+
+function validateConfigMap(obj: KObject, old?: KObject): FieldError[] {
+  const errs = meta(obj, 'ConfigMap', true);
+  errs.push(...validateDataKeys(obj.data, 'data', obj.binaryData, 'binaryData').errs);
+  errs.push(...validateDataKeys(obj.binaryData, 'binaryData', obj.data, 'data').errs);
+  let size = 0;
+  for (const v of Object.values(asObj(obj.data))) size += Buffer.byteLength(String(v));
+  for (const [k, v] of Object.entries(asObj(obj.binaryData))) {
+    const s = String(v);
+    if (!base64Re.test(s)) errs.push(field.invalid(`binaryData[${k}]`, '<binary data redacted>', 'illegal base64 data'));
+    size += Buffer.from(s, 'base64').length;
+  }
+  if (size > maxDataSize) errs.push(field.tooLong('', maxDataSize));
+  errs.push(...immutableDataChecks(obj, old, ['data', 'binaryData']));
+  return errs;
+}
+
+function validateSecret(obj: KObject, old?: KObject): FieldError[] {
+  const errs = meta(obj, 'Secret', true);
+  const data = asObj(obj.data);
+  errs.push(...validateDataKeys(data, 'data', undefined, '').errs);
+  let size = 0;
+  for (const [k, v] of Object.entries(data)) {
+    const s = String(v);
+    if (!base64Re.test(s)) errs.push(field.invalid(`data[${k}]`, '<secret contents redacted>', 'illegal base64 data'));
+    size += Buffer.from(s, 'base64').length;
+  }
+  if (size > maxDataSize) errs.push(field.tooLong('data', maxDataSize));
+  const has = (k: string): boolean => Object.prototype.hasOwnProperty.call(data, k);
+  switch (str(obj.type)) {
+    case 'kubernetes.io/service-account-token':
+      if (!obj.metadata?.annotations?.['kubernetes.io/service-account.name']) errs.push(field.required('metadata.annotations[kubernetes.io/service-account.name]'));
+      break;
+    case 'kubernetes.io/dockercfg':
+    case 'kubernetes.io/dockerconfigjson': {
+      const key = obj.type === 'kubernetes.io/dockercfg' ? '.dockercfg' : '.dockerconfigjson';
+      if (!has(key)) errs.push(field.required(`data[${key}]`));
+      else {
+        try { JSON.parse(Buffer.from(String(data[key]), 'base64').toString('utf8')); } catch (e) {
+          errs.push(field.invalid(`data[${key}]`, '<secret contents redacted>', (e as Error).message));
+        }
+      }
+      break;
+    }
+    case 'kubernetes.io/basic-auth':
+      if (!has('username') && !has('password')) {
+        errs.push(field.required('data[username]'), field.required('data[password]'));
+      }
+      break;
+    case 'kubernetes.io/ssh-auth':
+      if (!has('ssh-privatekey')) errs.push(field.required('data[ssh-privatekey]'));
+      break;
+    case 'kubernetes.io/tls':
+      if (!has('tls.crt')) errs.push(field.required('data[tls.crt]'));
+      if (!has('tls.key')) errs.push(field.required('data[tls.key]'));
+      break;
+    default:
+  }
+  if (old && str(old.type) !== str(obj.type)) errs.push(field.invalid('type', str(obj.type), immutableMsg));
+  errs.push(...immutableDataChecks(obj, old, ['data']));
+  return errs;
+}
+
+// ---- the rest -----------------------------------------------------------------------------------
+
+function validateHPA(obj: KObject): FieldError[] {
+  const s = asObj(obj.spec);
+  const errs = meta(obj, 'HorizontalPodAutoscaler', true);
+  const ref = asObj(s.scaleTargetRef);
+  if (!str(ref.kind)) errs.push(field.required('spec.scaleTargetRef.kind'));
+  if (!str(ref.name)) errs.push(field.required('spec.scaleTargetRef.name'));
+  const min = s.minReplicas;
+  const max = s.maxReplicas;
+  if (typeof min === 'number' && min < 1) errs.push(field.invalid('spec.minReplicas', min, 'must be greater than or equal to 1'));
+  if (typeof max !== 'number' || max < 1) errs.push(field.invalid('spec.maxReplicas', max ?? 0, 'must be greater than 0'));
+  else if (typeof min === 'number' && max < min) errs.push(field.invalid('spec.maxReplicas', max, 'must be greater than or equal to `minReplicas`'));
+  return errs;
+}
+
+function validateIngress(obj: KObject): FieldError[] {
+  const errs = meta(obj, 'Ingress', true);
+  arr(asObj(obj.spec).rules).forEach((r, i) => {
+    arr(asObj(asObj(r).http).paths).forEach((p, j) => {
+      const pp = `spec.rules[${i}].http.paths[${j}]`;
+      const pt = asObj(p).pathType;
+      if (pt == null) errs.push(field.required(`${pp}.pathType`, 'pathType must be specified'));
+      else if (!['Exact', 'Prefix', 'ImplementationSpecific'].includes(String(pt))) errs.push(field.notSupported(`${pp}.pathType`, pt, ['Exact', 'Prefix', 'ImplementationSpecific']));
+    });
+  });
+  return errs;
+}
+
+function validateBinding(obj: KObject): FieldError[] {
+  const errs = meta(obj, 'Binding', true);
+  const t = asObj((obj as Obj).target);
+  if (str(t.kind) && t.kind !== 'Node') errs.push(field.notSupported('target.kind', t.kind, ['Node', '<empty>']));
+  if (!str(t.name)) errs.push(field.required('target.name'));
+  return errs;
+}
+
+function metaOnly(kind: string, namespaced: boolean): (obj: KObject) => FieldError[] {
+  return (obj) => meta(obj, kind, namespaced);
+}
+
+/** Validation per Kind (create when old is absent, update otherwise). */
+export const validators: Record<string, (obj: KObject, old?: KObject) => FieldError[]> = {
+  Pod: validatePod,
+  PodTemplate: (obj) => [...meta(obj, 'PodTemplate', true), ...validatePodTemplateSpec((obj as Obj).template, 'template')],
+  Binding: validateBinding,
+  Service: validateService,
+  ConfigMap: validateConfigMap,
+  Secret: validateSecret,
+  Namespace: metaOnly('Namespace', false),
+  Node: metaOnly('Node', false),
+  Deployment: validateDeployment,
+  ReplicaSet: validateReplicaSet,
+  StatefulSet: validateStatefulSet,
+  DaemonSet: validateDaemonSet,
+  ReplicationController: validateReplicationController,
+  Job: validateJob,
+  CronJob: validateCronJob,
+  HorizontalPodAutoscaler: validateHPA,
+  Ingress: validateIngress,
+  Endpoints: metaOnly('Endpoints', true),
+  Event: metaOnly('Event', true),
+  ServiceAccount: metaOnly('ServiceAccount', true),
+  PersistentVolume: metaOnly('PersistentVolume', false),
+  PersistentVolumeClaim: metaOnly('PersistentVolumeClaim', true),
+  ResourceQuota: metaOnly('ResourceQuota', true),
+  LimitRange: metaOnly('LimitRange', true),
+  ControllerRevision: metaOnly('ControllerRevision', true),
+  Lease: metaOnly('Lease', true),
+  EndpointSlice: metaOnly('EndpointSlice', true),
+  Role: metaOnly('Role', true),
+  RoleBinding: metaOnly('RoleBinding', true),
+  ClusterRole: metaOnly('ClusterRole', false),
+  ClusterRoleBinding: metaOnly('ClusterRoleBinding', false),
+  IngressClass: metaOnly('IngressClass', false),
+  NetworkPolicy: metaOnly('NetworkPolicy', true),
+  StorageClass: metaOnly('StorageClass', false),
+  PodDisruptionBudget: metaOnly('PodDisruptionBudget', true),
+  PriorityClass: metaOnly('PriorityClass', false),
+};

@@ -1,0 +1,87 @@
+// The API server: store → watch cache → registry → HTTPS handler. `startApiServer` is used by
+// `kyb server` and by the tests (which may ask for plain HTTP and a memory store).
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Store } from '../storage/store.js';
+import { resources, findResource } from '../api/resources.js';
+import type { KObject } from '../api/types.js';
+import { isStatusError } from '../machinery/status.js';
+import { WatchCache } from './watch-cache.js';
+import { Registry, NAMESPACE_DEF } from './registry.js';
+import { Discovery } from './discovery.js';
+import { ApiHandler, type HandlerOptions } from './handler.js';
+import { Authenticator, type UserInfo } from './auth.js';
+
+export interface ApiServerOptions {
+  store: Store;
+  port?: number; // 0 = any
+  host?: string;
+  tls?: { cert: string; key: string; clientCa?: string };
+  /** bearer tokens accepted, with their users */
+  tokens?: { token: string; user: UserInfo }[];
+  /** when false, requests need no credentials (tests over plain HTTP only) */
+  requireAuth?: boolean;
+  subresourceHandlers?: HandlerOptions['subresourceHandlers'];
+}
+
+export interface ApiServer {
+  url: string;
+  port: number;
+  registry: Registry;
+  handler: ApiHandler;
+  server: Server;
+  close(): Promise<void>;
+}
+
+export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
+
+export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
+  const cache = new WatchCache(opts.store);
+  await cache.start();
+  const registry = new Registry(opts.store, cache);
+  NAMESPACE_DEF.def = findResource('', 'v1', 'namespaces');
+  const auth = new Authenticator(opts.requireAuth ?? true);
+  for (const t of opts.tokens ?? []) auth.addToken(t.token, t.user);
+  const host = opts.host ?? '127.0.0.1';
+  const discovery = new Discovery(resources, { autoscaling: 'v2' }, `${host}:${opts.port ?? 6443}`);
+  let ready = false;
+  const handler = new ApiHandler({ registry, discovery, auth, subresourceHandlers: opts.subresourceHandlers, ready: () => ready });
+  const server: Server = opts.tls
+    ? (createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.clientCa, requestCert: !!opts.tls.clientCa, rejectUnauthorized: false }, handler.handle) as unknown as Server)
+    : createHttpServer(handler.handle);
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 0; // watches are long
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 6443, host, () => { server.off('error', reject); resolve(); });
+  });
+  await ensureSystemNamespaces(registry);
+  ready = true;
+  const port = (server.address() as AddressInfo).port;
+  const url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return {
+    url, port, registry, handler, server,
+    async close() {
+      handler.closeWatches();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections?.();
+      });
+      cache.stop();
+    },
+  };
+}
+
+async function ensureSystemNamespaces(registry: Registry): Promise<void> {
+  const def = findResource('', 'v1', 'namespaces')!;
+  for (const name of SYSTEM_NAMESPACES) {
+    const obj: KObject = { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name } } };
+    try {
+      await registry.create(def, undefined, obj);
+    } catch (e) {
+      if (!isStatusError(e, 'AlreadyExists')) throw e;
+    }
+  }
+}

@@ -1,0 +1,163 @@
+// The watch cache: one store watch feeds an in-memory copy of every object, kept per resource
+// (storage prefix), and a window of recent events so that client watches can resume from a
+// resourceVersion. GET, LIST and WATCH are answered from here, as kube-apiserver's cacher does.
+// Each object is serialized once per change: entries keep the parsed object and its JSON text.
+
+import type { Store, WatchEvent, Watcher } from '../storage/store.js';
+import type { KObject } from '../api/types.js';
+
+export interface CacheEntry {
+  key: string;
+  obj: KObject; // parsed, with metadata.resourceVersion set; never mutate
+  json: string; // JSON text of obj
+  rev: number;
+}
+
+export type CacheEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+export interface CacheEvent {
+  type: CacheEventType;
+  key: string;
+  entry: CacheEntry; // for DELETED: the last state with rev = delete revision
+  prev?: CacheEntry;
+  rev: number;
+}
+
+export type CacheListener = (ev: CacheEvent) => void;
+
+/** Decode a stored value into an entry with resourceVersion set to the revision. */
+export function toEntry(key: string, value: string, rev: number): CacheEntry {
+  const obj = JSON.parse(value) as KObject;
+  obj.metadata = obj.metadata ?? {};
+  obj.metadata.resourceVersion = String(rev);
+  return { key, obj, json: JSON.stringify(obj), rev };
+}
+
+/** One resource's slice of the cache (objects under one storage prefix). */
+export class ResourceCache {
+  readonly objects = new Map<string, CacheEntry>();
+  /** recent events, oldest first */
+  readonly events: CacheEvent[] = [];
+  /** events older than this revision are not in `events` */
+  oldestRev = 0;
+  readonly listeners = new Set<CacheListener>();
+  private sortedKeys: string[] | null = null;
+
+  constructor(readonly prefix: string, private readonly capacity: number) {}
+
+  apply(ev: CacheEvent): void {
+    if (ev.type === 'DELETED') this.objects.delete(ev.key);
+    else {
+      if (!this.objects.has(ev.key)) this.sortedKeys = null;
+      this.objects.set(ev.key, ev.entry);
+    }
+    if (ev.type === 'DELETED') this.sortedKeys = null;
+    this.events.push(ev);
+    if (this.events.length > this.capacity) {
+      const drop = this.events.length - this.capacity;
+      this.oldestRev = this.events[drop - 1].rev;
+      this.events.splice(0, drop);
+    }
+    for (const l of this.listeners) l(ev);
+  }
+
+  /** keys in sorted order (cached until the key set changes) */
+  keys(): string[] {
+    if (!this.sortedKeys) this.sortedKeys = [...this.objects.keys()].sort();
+    return this.sortedKeys;
+  }
+
+  /** events with rev > fromRev, or undefined when fromRev is older than the window */
+  eventsSince(fromRev: number): CacheEvent[] | undefined {
+    if (fromRev < this.oldestRev) return undefined;
+    // binary search for first event with rev > fromRev
+    let lo = 0, hi = this.events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.events[mid].rev <= fromRev) lo = mid + 1; else hi = mid;
+    }
+    return this.events.slice(lo);
+  }
+}
+
+export class WatchCache {
+  private readonly caches = new Map<string, ResourceCache>();
+  private watcher?: Watcher;
+  /** the newest revision the cache has applied */
+  rev = 0;
+  private waiters: { rev: number; resolve: () => void }[] = [];
+  private failed?: Error;
+
+  constructor(private readonly store: Store, private readonly root = '/registry/', private readonly capacity = 10000) {}
+
+  /** Fill from the store and follow its watch. */
+  async start(): Promise<void> {
+    let startKey: string | undefined;
+    let revision = 0;
+    // read everything at one revision: page through without writes in between (single process)
+    for (;;) {
+      const page = await this.store.list(this.root, { limit: 10000, startAfter: startKey });
+      if (revision === 0) revision = page.revision;
+      for (const kv of page.items) {
+        const c = this.cacheFor(kv.key);
+        const e = toEntry(kv.key, kv.value, kv.modRevision);
+        c.objects.set(kv.key, e);
+      }
+      if (!page.more || page.items.length === 0) break;
+      startKey = page.items[page.items.length - 1].key;
+    }
+    this.rev = revision;
+    for (const c of this.caches.values()) c.oldestRev = revision;
+    this.watcher = this.store.watch(this.root, revision, {
+      onEvents: (evs) => this.onStoreEvents(evs),
+      onError: (err) => { this.failed = err; },
+    });
+  }
+
+  stop(): void { this.watcher?.stop(); }
+
+  /** the ResourceCache for a storage prefix like `/registry/core/pods/` */
+  resource(prefix: string): ResourceCache {
+    let c = this.caches.get(prefix);
+    if (!c) {
+      c = new ResourceCache(prefix, this.capacity);
+      c.oldestRev = this.rev;
+      this.caches.set(prefix, c);
+    }
+    return c;
+  }
+
+  private cacheFor(key: string): ResourceCache {
+    // key: /registry/<group>/<plural>/... ; prefix is the first three segments
+    const parts = key.split('/');
+    return this.resource(`/${parts[1]}/${parts[2]}/${parts[3]}/`);
+  }
+
+  private onStoreEvents(evs: WatchEvent[]): void {
+    for (const ev of evs) {
+      const c = this.cacheFor(ev.kv.key);
+      const prev = c.objects.get(ev.kv.key);
+      const entry = toEntry(ev.kv.key, ev.kv.value, ev.revision);
+      const type: CacheEventType = ev.type === 'create' ? 'ADDED' : ev.type === 'update' ? 'MODIFIED' : 'DELETED';
+      c.apply({ type, key: ev.kv.key, entry, prev, rev: ev.revision });
+      this.rev = ev.revision;
+    }
+    if (this.waiters.length) {
+      const ready = this.waiters.filter((w) => w.rev <= this.rev);
+      this.waiters = this.waiters.filter((w) => w.rev > this.rev);
+      for (const w of ready) w.resolve();
+    }
+  }
+
+  /** resolves once the cache has applied revision `rev` */
+  waitFor(rev: number): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.rev >= rev) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ rev, resolve }));
+  }
+
+  /** resolves once the cache is as new as the store (read-your-writes for GET/LIST) */
+  async sync(): Promise<void> {
+    const cur = await this.store.currentRevision();
+    await this.waitFor(cur);
+  }
+}

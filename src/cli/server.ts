@@ -1,0 +1,55 @@
+// `kyb server`: the control plane in one process.
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { openStore } from '../storage/index.js';
+import { startApiServer, type ApiServer } from '../apiserver/server.js';
+import { ensurePki, ensureToken } from '../apiserver/pki.js';
+import { renderKubeconfig, writeKubeconfig } from '../apiserver/kubeconfig.js';
+import { parseFlags, usage, type FlagSpec } from './flags.js';
+
+export const serverFlags: FlagSpec = {
+  'data-dir': { type: 'string', help: 'state directory' },
+  'https-listen-port': { type: 'number', default: 6443, help: 'API server port' },
+  'bind-address': { type: 'string', default: '127.0.0.1', help: 'address the API server listens on' },
+  'write-kubeconfig': { type: 'string', help: 'where to write the admin kubeconfig (default <data-dir>/kubeconfig.yaml)' },
+  'write-kubeconfig-mode': { type: 'string', default: '0600', help: 'file mode of the kubeconfig' },
+  token: { type: 'string', help: 'admin bearer token (default: generated once, kept in <data-dir>/token)' },
+  'datastore-endpoint': { type: 'string', default: '', help: 'sqlite:///path/state.db (default) or memory://' },
+  'tls-san': { type: 'list', default: [], help: 'extra host names or IPs for the serving certificate' },
+  disable: { type: 'list', default: [], help: 'components to switch off (scheduler, controllers, agent, ...)' },
+  help: { type: 'boolean', help: 'show this help' },
+};
+
+export function defaultDataDir(): string {
+  return process.getuid?.() === 0 ? '/var/lib/kybernetes' : join(homedir(), '.kybernetes');
+}
+
+export interface RunningServer { api: ApiServer; kubeconfigPath: string; dataDir: string; token: string; stop(): Promise<void> }
+
+export async function startServer(argv: string[]): Promise<RunningServer> {
+  const f = parseFlags(argv, serverFlags);
+  if (f.help) { process.stdout.write(usage('server', serverFlags)); process.exit(0); }
+  const dataDir = (f['data-dir'] as string | undefined) ?? defaultDataDir();
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const sans = f['tls-san'] as string[];
+  const bind = f['bind-address'] as string;
+  const pki = ensurePki(dataDir, { hostnames: [hostname(), ...sans], ips: bind !== '0.0.0.0' && bind !== '::' ? [bind] : [] });
+  const token = ensureToken(dataDir, f.token as string | undefined);
+  const store = openStore(f['datastore-endpoint'] as string, dataDir);
+  const port = f['https-listen-port'] as number;
+  const api = await startApiServer({
+    store, port, host: bind,
+    tls: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.clientCaCert },
+    tokens: [{ token, user: { username: 'system:admin', groups: ['system:masters', 'system:authenticated'] } }],
+  });
+  const kubeconfigPath = (f['write-kubeconfig'] as string | undefined) ?? join(dataDir, 'kubeconfig.yaml');
+  const host = bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
+  const server = `https://${host.includes(':') ? `[${host}]` : host}:${api.port}`;
+  writeKubeconfig(kubeconfigPath, renderKubeconfig({ server, caPem: pki.serverCaCert, token, clientCertPem: pki.adminCert, clientKeyPem: pki.adminKey }), parseInt(f['write-kubeconfig-mode'] as string, 8));
+  process.stderr.write(`kyb server: API at ${server}, kubeconfig ${kubeconfigPath}, data ${dataDir}\n`);
+  return {
+    api, kubeconfigPath, dataDir, token,
+    async stop() { await api.close(); await store.close(); },
+  };
+}
