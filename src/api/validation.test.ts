@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { defaulters } from './defaults.js';
-import { formatQuantity, parseQuantity, validators } from './validation.js';
+import { validators } from './validation.js';
 import type { KObject } from './types.js';
 
 /** Default then validate, as the server does; returns `field: message` lines. */
@@ -57,12 +57,6 @@ test('pod: requests above limits, bad quantities', () => {
   const bad = check(pod({ containers: [ctr({ resources: { requests: { cpu: 'lots' } } })] }));
   assert.equal(bad.length, 1);
   assert.match(bad[0]!, /^spec\.containers\[0\]\.resources\.requests\[cpu\]: Invalid value: "lots": quantities must match/);
-});
-
-test('quantities print in canonical form', () => {
-  const f = (s: string) => formatQuantity(parseQuantity(s)!);
-  assert.deepEqual(['1000m', '0.5', '1500m', '2000', '1024Mi', '1536Mi', '512', '1e3', '100Mi'].map(f), ['1', '500m', '1500m', '2k', '1Gi', '1536Mi', '512', '1e3', '100Mi']);
-  assert.equal(parseQuantity('1.5.5'), undefined);
 });
 
 test('pod: volumes unique, mounts must name a volume', () => {

@@ -1,6 +1,7 @@
 // Upstream's most common validation checks per kind (pkg/apis/*/validation), with upstream's field
 // paths and wording. Each validator returns every problem found; an empty list means valid.
 import { selectorFromLabelSelector, type MetaLabelSelector } from '../machinery/labels.js';
+import { quantityFormatError, tryParseQuantity, type Quantity } from '../machinery/quantity.js';
 import { field, type FieldError } from '../machinery/status.js';
 import {
   isConfigMapKey, isDNS1123Label, isDNS1123Subdomain, isEnvVarName, isQualifiedName, isValidPortName,
@@ -81,57 +82,6 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   return false;
 }
 
-// ---- quantities (enough for validation: parse, compare, canonical form) -------------------------
-
-interface Quantity { nano: bigint; format: 'DecimalSI' | 'BinarySI' | 'DecimalExponent' }
-
-const quantityRe = /^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei)|([numkMGTPE]))?$/;
-const siExp: Record<string, number> = { n: -9, u: -6, m: -3, '': 0, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 };
-const binExp: Record<string, number> = { Ki: 1, Mi: 2, Gi: 3, Ti: 4, Pi: 5, Ei: 6 };
-
-function pow10(n: number): bigint { return 10n ** BigInt(n); }
-
-export function parseQuantity(s: string): Quantity | undefined {
-  const m = quantityRe.exec(s);
-  if (!m) return undefined;
-  let num = m[1]!;
-  const neg = num.startsWith('-');
-  if (neg || num.startsWith('+')) num = num.slice(1);
-  const [ip = '', fp = ''] = num.split('.');
-  let digits = BigInt((ip + fp) || '0');
-  let scale = -fp.length; // value = digits * 10^scale
-  let format: Quantity['format'] = 'DecimalSI';
-  if (m[2]) { scale += Number(m[2].slice(1)); format = 'DecimalExponent'; }
-  else if (m[3]) { digits *= 1024n ** BigInt(binExp[m[3]]!); format = 'BinarySI'; }
-  else scale += siExp[m[4] ?? '']!;
-  // to nano units, rounding up like upstream
-  const e = scale + 9;
-  let nano: bigint;
-  if (e >= 0) nano = digits * pow10(e);
-  else { const d = pow10(-e); nano = (digits + d - 1n) / d; }
-  return { nano: neg ? -nano : nano, format };
-}
-
-/** Upstream's Quantity.String(): canonical form ("1000m" → "1", "1024Mi" → "1Gi"). */
-export function formatQuantity(q: Quantity): string {
-  const neg = q.nano < 0n;
-  const n = neg ? -q.nano : q.nano;
-  const sign = neg ? '-' : '';
-  if (n === 0n) return '0';
-  if (q.format === 'BinarySI' && n % pow10(9) === 0n && n / pow10(9) >= 1024n) {
-    let v = n / pow10(9);
-    let k = 0;
-    while (k < 6 && v % 1024n === 0n) { v /= 1024n; k++; }
-    return `${sign}${v}${['', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei'][k]}`;
-  }
-  let e = -9;
-  let v = n;
-  while (e < 18 && v % 1000n === 0n) { v /= 1000n; e += 3; }
-  if (q.format === 'DecimalExponent') return `${sign}${v}${e === 0 ? '' : `e${e}`}`;
-  const suffix = Object.entries(siExp).find(([, x]) => x === e)![0];
-  return `${sign}${v}${suffix}`;
-}
-
 // ---- pod spec -----------------------------------------------------------------------------------
 
 const standardContainerResources = new Set(['cpu', 'memory', 'ephemeral-storage']);
@@ -155,10 +105,10 @@ function validateResources(res: unknown, path: string): FieldError[] {
     for (const [name, raw] of Object.entries(bag)) {
       const p = `${bagPath}[${name}]`;
       errs.push(...validateResourceName(name, p));
-      const q = parseQuantity(String(raw));
-      if (!q) { errs.push(field.invalid(p, String(raw), 'quantities must match the regular expression \'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$\'')); continue; }
-      if (q.nano < 0n) errs.push(field.invalid(p, formatQuantity(q), negativeMsg));
-      else if (!overcommitAllowed(name) && q.nano % pow10(9) !== 0n) errs.push(field.invalid(p, formatQuantity(q), 'must be an integer'));
+      const q = tryParseQuantity(String(raw));
+      if (!q) { errs.push(field.invalid(p, String(raw), quantityFormatError)); continue; }
+      if (q.sign() < 0) errs.push(field.invalid(p, q.toString(), negativeMsg));
+      else if (!overcommitAllowed(name) && q.nanos % 1_000_000_000n !== 0n) errs.push(field.invalid(p, q.toString(), 'must be an integer'));
       (into ?? out).set(name, q);
     }
     return out;
@@ -169,8 +119,8 @@ function validateResources(res: unknown, path: string): FieldError[] {
   for (const [name, q] of parsedRequests) {
     const lim = parsedLimits.get(name);
     if (lim) {
-      if (q.nano !== lim.nano && !overcommitAllowed(name)) errs.push(field.invalid(reqPath, formatQuantity(q), `must be equal to ${name} limit of ${formatQuantity(lim)}`));
-      else if (q.nano > lim.nano) errs.push(field.invalid(reqPath, formatQuantity(q), `must be less than or equal to ${name} limit of ${formatQuantity(lim)}`));
+      if (q.cmp(lim) !== 0 && !overcommitAllowed(name)) errs.push(field.invalid(reqPath, q.toString(), `must be equal to ${name} limit of ${lim.toString()}`));
+      else if (q.cmp(lim) > 0) errs.push(field.invalid(reqPath, q.toString(), `must be less than or equal to ${name} limit of ${lim.toString()}`));
     } else if (!overcommitAllowed(name)) {
       errs.push(field.required(`${path}.limits`, 'Limit must be set for non overcommitable resources'));
     }
