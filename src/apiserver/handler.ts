@@ -11,13 +11,13 @@ import { parseFieldSelector } from '../machinery/fields.js';
 import { applyJsonPatch } from '../machinery/json-patch.js';
 import { applyMergePatch } from '../machinery/merge-patch.js';
 import { applyStrategicMergePatch } from '../machinery/strategic-merge-patch.js';
-import { Registry, matches, clone, CREATE_ON_UPDATE, type DeleteOptions } from './registry.js';
+import { Registry, matches, clone, view, CREATE_ON_UPDATE, type DeleteOptions } from './registry.js';
 import { Discovery } from './discovery.js';
 import { parseRequestInfo, readBody, mediaType, decodeObject, parseJson, sendJson, sendStatusError, parseAccept, type RequestInfo, type Accept } from './request.js';
 import { toTable, tableRow, type IncludeObject } from './tables.js';
 import { Authenticator, PUBLIC_PATHS, type UserInfo } from './auth.js';
 import { applyPatch as serverSideApply } from './server-side-apply.js';
-import type { CacheEvent } from './watch-cache.js';
+import type { CacheEvent, CacheEntry } from './watch-cache.js';
 
 export const VERSION_INFO = {
   major: '1', minor: '32', gitVersion: 'v1.32.0+kyb', gitCommit: '0000000000000000000000000000000000000000',
@@ -152,7 +152,7 @@ export class ApiHandler {
           await this.list(res, def, ns, q, accept);
           return;
         }
-        const e = await this.registry.get(def, ns, name);
+        const e = view(def, await this.registry.get(def, ns, name));
         if (sub === 'scale') { sendJson(res, 200, scaleOf(def, e.obj)); return; }
         if (accept.table) { sendJson(res, 200, toTable(def, [e.obj], new Date(), includeOf(q), { resourceVersion: e.obj.metadata?.resourceVersion })); return; }
         sendJson(res, 200, e.json);
@@ -217,10 +217,11 @@ export class ApiHandler {
     if (limit !== undefined && (!Number.isFinite(limit) || limit < 0)) throw errors.badRequest(`invalid limit: ${q.get('limit')}`);
     const r = await this.registry.list(def, ns, {
       labelSelector: q.get('labelSelector') ? parseLabelSelector(q.get('labelSelector')!) : undefined,
-      fieldSelector: q.get('fieldSelector') ? parseFieldSelector(q.get('fieldSelector')!) : undefined,
+      fieldSelector: fieldSelectorOf(def, q),
       limit,
       continue: q.get('continue') || undefined,
     });
+    r.items = r.items.map((e) => view(def, e));
     const meta: Record<string, unknown> = { resourceVersion: r.resourceVersion };
     if (r.continue) meta.continue = r.continue;
     if (r.remainingItemCount !== undefined) meta.remainingItemCount = r.remainingItemCount;
@@ -237,7 +238,7 @@ export class ApiHandler {
   private async watch(req: IncomingMessage, res: ServerResponse, def: ResourceDef, ns: string | undefined, q: URLSearchParams, accept: Accept): Promise<void> {
     const sel = {
       labelSelector: q.get('labelSelector') ? parseLabelSelector(q.get('labelSelector')!) : undefined,
-      fieldSelector: q.get('fieldSelector') ? parseFieldSelector(q.get('fieldSelector')!) : undefined,
+      fieldSelector: fieldSelectorOf(def, q),
     };
     const rvParam = q.get('resourceVersion') ?? '';
     if (rvParam && !/^\d+$/.test(rvParam)) throw errors.badRequest(`invalid resource version: ${rvParam}`);
@@ -253,7 +254,8 @@ export class ApiHandler {
     const include = includeOf(q);
     let first = true;
     const now = () => new Date();
-    const encode = (type: string, e: { obj: KObject; json: string }): string => {
+    const encode = (type: string, e0: CacheEntry): string => {
+      const e = view(def, e0);
       if (!table) return `{"type":"${type}","object":${e.json}}\n`;
       const t = toTable(def, [e.obj], now(), include, { resourceVersion: e.obj.metadata?.resourceVersion }, first);
       first = false;
@@ -318,7 +320,7 @@ export class ApiHandler {
     res.on('close', cleanup);
   }
 
-  private translate(ev: CacheEvent, prefix: string, match: (o: KObject | undefined) => boolean, encode: (t: string, e: { obj: KObject; json: string }) => string): string | undefined {
+  private translate(ev: CacheEvent, prefix: string, match: (o: KObject | undefined) => boolean, encode: (t: string, e: CacheEntry) => string): string | undefined {
     if (!ev.key.startsWith(prefix)) return undefined;
     const was = match(ev.prev?.obj);
     if (ev.type === 'DELETED') return was ? encode('DELETED', ev.entry) : undefined;
@@ -381,7 +383,7 @@ export class ApiHandler {
       const next = change(clone(scale));
       const replicas = (next.spec as { replicas?: unknown } | undefined)?.replicas;
       if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) {
-        throw errors.invalid('Scale', def.plural, name, [{ type: 'FieldValueInvalid', field: 'spec.replicas', message: `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0` }], 'autoscaling');
+        throw errors.invalid('Scale', 'Scale', name, [{ type: 'FieldValueInvalid', field: 'spec.replicas', message: `Invalid value: ${JSON.stringify(replicas)}: must be greater than or equal to 0` }], 'autoscaling');
       }
       const pinned = next.metadata?.resourceVersion && next.metadata.resourceVersion !== cur.metadata!.resourceVersion ? next.metadata.resourceVersion : undefined;
       const updated = clone(cur);
@@ -398,7 +400,7 @@ export class ApiHandler {
     const body = bodyIn ?? decodeObject(await readBody(req), mediaType(req));
     const target = (body.target as { name?: string; kind?: string } | undefined)?.name;
     const podDef = findResource('', 'v1', 'pods')!;
-    if (!target) throw errors.invalid('Binding', 'bindings', name, [{ type: 'FieldValueRequired', field: 'target.name', message: 'Required value' }]);
+    if (!target) throw errors.invalid('Binding', 'Binding', name, [{ type: 'FieldValueRequired', field: 'target.name', message: 'Required value' }]);
     await this.registry.guaranteedUpdate(podDef, ns, name, (cur) => {
       const spec = (cur.spec ?? {}) as { nodeName?: string };
       if (cur.metadata?.deletionTimestamp) throw errors.conflict('pods', name, 'pod is being deleted, cannot be assigned to a host');
@@ -441,7 +443,7 @@ export class ApiHandler {
     if (!def.verbs.includes('deletecollection')) throw errors.methodNotAllowed('the server does not allow this method on the requested resource');
     const r = await this.registry.list(def, ns, {
       labelSelector: q.get('labelSelector') ? parseLabelSelector(q.get('labelSelector')!) : undefined,
-      fieldSelector: q.get('fieldSelector') ? parseFieldSelector(q.get('fieldSelector')!) : undefined,
+      fieldSelector: fieldSelectorOf(def, q),
     });
     const items: KObject[] = [];
     for (const e of r.items) {
@@ -496,6 +498,18 @@ export class ApiHandler {
     }
     sendJson(res, 201, out);
   }
+}
+
+/** The request's field selector; a field the kind does not support is 400, as upstream. */
+function fieldSelectorOf(def: ResourceDef, q: URLSearchParams): ReturnType<typeof parseFieldSelector> | undefined {
+  const raw = q.get('fieldSelector');
+  if (!raw) return undefined;
+  const sel = parseFieldSelector(raw);
+  const known = objectFields(def, { metadata: {} } as KObject);
+  for (const r of sel.requirements) {
+    if (r.field !== 'metadata.namespace' && !(r.field in known)) throw errors.badRequest(`field label not supported: ${r.field}`);
+  }
+  return sel;
 }
 
 function includeOf(q: URLSearchParams): IncludeObject {

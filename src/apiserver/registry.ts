@@ -10,6 +10,8 @@ import type { KObject, ResourceDef } from '../api/types.js';
 import { apiVersionOf } from '../api/types.js';
 import { errors, StatusError } from '../machinery/status.js';
 import type { FieldError } from '../machinery/status.js';
+import { admitPodCreate } from './admission.js';
+import { convert, storageVersionOf, needsConversion } from './conversion.js';
 import { WatchCache, type CacheEntry, type ResourceCache } from './watch-cache.js';
 import type { LabelSelector } from '../machinery/labels.js';
 import type { FieldSelector } from '../machinery/fields.js';
@@ -68,6 +70,13 @@ export function matches(def: ResourceDef, obj: KObject, ns: string | undefined, 
   if (opts.labelSelector && !opts.labelSelector.matches(obj.metadata?.labels ?? {})) return false;
   if (opts.fieldSelector && !opts.fieldSelector.matches(objectFields(def, obj))) return false;
   return true;
+}
+
+/** The entry as the resource's version serves it (converted when storage holds another version). */
+export function view(def: ResourceDef, e: CacheEntry): CacheEntry {
+  if (!needsConversion(def) || e.obj.apiVersion === apiVersionOf(def)) return e;
+  const obj = convert(e.obj, apiVersionOf(def));
+  return { ...e, obj, json: JSON.stringify(obj) };
 }
 
 export class Registry {
@@ -160,7 +169,7 @@ export class Registry {
 
   private validate(def: ResourceDef, obj: KObject, old?: KObject): void {
     const errs: FieldError[] = def.strategy.validate ? def.strategy.validate(obj, old) : [];
-    if (errs.length) throw errors.invalid(def.kind, resourceName(def).split('.')[0], obj.metadata?.name ?? '', errs, def.group);
+    if (errs.length) throw errors.invalid(def.kind, def.kind, obj.metadata?.name ?? '', errs, def.group);
   }
 
   private checkTypeMeta(def: ResourceDef, obj: KObject): void {
@@ -190,7 +199,7 @@ export class Registry {
     } else delete meta.namespace;
     if (!meta.name && meta.generateName) meta.name = meta.generateName + randomSuffix();
     if (!meta.name) {
-      throw errors.invalid(def.kind, def.plural, '', [{ type: 'FieldValueRequired', field: 'metadata.name', message: 'Required value: name or generateName is required' }], def.group);
+      throw errors.invalid(def.kind, def.kind, '', [{ type: 'FieldValueRequired', field: 'metadata.name', message: 'Required value: name or generateName is required' }], def.group);
     }
     try { this.checkNamespace(def, meta.namespace); } catch (e) {
       if (e instanceof StatusError) throw new StatusError(e.code, e.reason, e.message.replace('%NAME%', meta.name), e.details);
@@ -204,16 +213,15 @@ export class Registry {
     delete (meta as Record<string, unknown>).selfLink;
     if (def.strategy.generationFields ?? GENERATION_KINDS.has(def.kind)) meta.generation = 1;
     else delete meta.generation;
-    if (def.strategy.statusSubresource && !def.strategy.prepareForCreate && def.kind !== 'Node') {
-      delete obj.status;
-    }
+    if (def.strategy.statusSubresource && def.kind !== 'Node') delete obj.status;
     def.strategy.prepareForCreate?.(obj);
     def.strategy.defaults?.(obj);
+    if (def.kind === 'Pod') admitPodCreate(obj);
     cleanMeta(meta);
     this.validate(def, obj);
     if (opts.dryRun) return obj;
     const key = this.key(def, meta.namespace, meta.name);
-    const stored = stripRV(obj);
+    const stored = stripRV(convert(obj, storageVersionOf(def)));
     let kv: KV;
     try {
       kv = await this.store.create(key, JSON.stringify(stored));
@@ -246,7 +254,7 @@ export class Registry {
         }
         throw errors.notFound(def.plural, name, def.group);
       }
-      const cur = JSON.parse(kv.value) as KObject;
+      const cur = convert(JSON.parse(kv.value) as KObject, apiVersionOf(def));
       cur.metadata!.resourceVersion = String(kv.modRevision);
       const next = await mutate(clone(cur));
       const pinned = next.metadata?.resourceVersion;
@@ -273,7 +281,7 @@ export class Registry {
       }
       if (unchanged) return { obj: cur, created: false, deleted: false };
       try {
-        const w = await this.store.update(key, JSON.stringify(out), kv.modRevision);
+        const w = await this.store.update(key, JSON.stringify(convert(out, storageVersionOf(def))), kv.modRevision);
         out.metadata!.resourceVersion = String(w.modRevision);
         return { obj: out, created: false, deleted: false };
       } catch (e) {
@@ -322,7 +330,7 @@ export class Registry {
       const old = new Set(cm.finalizers ?? []);
       const added = (nm.finalizers ?? []).filter((f) => !old.has(f));
       if (added.length) {
-        throw errors.invalid(def.kind, def.plural, cm.name!, [{ type: 'FieldValueForbidden', field: 'metadata.finalizers', message: `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}` }], def.group);
+        throw errors.invalid(def.kind, def.kind, cm.name!, [{ type: 'FieldValueForbidden', field: 'metadata.finalizers', message: `Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}` }], def.group);
       }
     }
     if (def.strategy.statusSubresource) {
@@ -346,7 +354,7 @@ export class Registry {
     for (let attempt = 0; ; attempt++) {
       const kv = await this.store.get(key);
       if (!kv) throw errors.notFound(def.plural, name, def.group);
-      const cur = JSON.parse(kv.value) as KObject;
+      const cur = convert(JSON.parse(kv.value) as KObject, apiVersionOf(def));
       const meta = cur.metadata!;
       meta.resourceVersion = String(kv.modRevision);
       const pre = opts.preconditions;
@@ -409,7 +417,7 @@ export class Registry {
         }
       }
       try {
-        const w = await this.store.update(key, JSON.stringify(stripRV(next)), kv.modRevision);
+        const w = await this.store.update(key, JSON.stringify(stripRV(convert(next, storageVersionOf(def)))), kv.modRevision);
         nm.resourceVersion = String(w.modRevision);
         return { obj: next, deleted: false };
       } catch (e) {
