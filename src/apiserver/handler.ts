@@ -11,8 +11,9 @@ import { parseFieldSelector } from '../machinery/fields.js';
 import { applyJsonPatch } from '../machinery/json-patch.js';
 import { applyMergePatch } from '../machinery/merge-patch.js';
 import { applyStrategicMergePatch } from '../machinery/strategic-merge-patch.js';
-import { Registry, matches, clone, view, CREATE_ON_UPDATE, type DeleteOptions } from './registry.js';
+import { Registry, matches, clone, view, objectFields, CREATE_ON_UPDATE, type DeleteOptions } from './registry.js';
 import { Discovery } from './discovery.js';
+import { OPENAPI_V2_PROTO } from './openapi-v2.js';
 import { parseRequestInfo, readBody, mediaType, decodeObject, parseJson, sendJson, sendStatusError, parseAccept, type RequestInfo, type Accept } from './request.js';
 import { toTable, tableRow, type IncludeObject } from './tables.js';
 import { Authenticator, PUBLIC_PATHS, type UserInfo } from './auth.js';
@@ -113,6 +114,11 @@ export class ApiHandler {
 
   private openapi(req: IncomingMessage, res: ServerResponse, path: string): void {
     if (path === '/openapi/v3' || path === '/openapi/v3/') { sendJson(res, 200, this.discovery.openapiIndex); return; }
+    if (path === '/openapi/v2' || path === '/openapi/v2/') {
+      res.writeHead(200, { 'Content-Type': 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf', 'Content-Length': OPENAPI_V2_PROTO.length });
+      res.end(OPENAPI_V2_PROTO);
+      return;
+    }
     if (path.startsWith('/openapi/v3/')) {
       const doc = this.discovery.openapiDocs.get(path.slice('/openapi/v3/'.length));
       if (doc) {

@@ -23,6 +23,8 @@ export interface ApiServerOptions {
   /** when false, requests need no credentials (tests over plain HTTP only) */
   requireAuth?: boolean;
   subresourceHandlers?: HandlerOptions['subresourceHandlers'];
+  /** events kept per resource for watch resumption (default 10000); older resourceVersions get 410 */
+  watchCacheSize?: number;
 }
 
 export interface ApiServer {
@@ -37,7 +39,7 @@ export interface ApiServer {
 export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
 
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
-  const cache = new WatchCache(opts.store);
+  const cache = new WatchCache(opts.store, '/registry/', opts.watchCacheSize);
   await cache.start();
   const registry = new Registry(opts.store, cache);
   NAMESPACE_DEF.def = findResource('', 'v1', 'namespaces');

@@ -7,6 +7,7 @@ import { startApiServer, type ApiServer } from '../apiserver/server.js';
 import { ensurePki, ensureToken } from '../apiserver/pki.js';
 import { renderKubeconfig, writeKubeconfig } from '../apiserver/kubeconfig.js';
 import { parseFlags, usage, type FlagSpec } from './flags.js';
+import { startComponents } from './components.js';
 
 export const serverFlags: FlagSpec = {
   'data-dir': { type: 'string', help: 'state directory' },
@@ -17,7 +18,9 @@ export const serverFlags: FlagSpec = {
   token: { type: 'string', help: 'admin bearer token (default: generated once, kept in <data-dir>/token)' },
   'datastore-endpoint': { type: 'string', default: '', help: 'sqlite:///path/state.db (default) or memory://' },
   'tls-san': { type: 'list', default: [], help: 'extra host names or IPs for the serving certificate' },
-  disable: { type: 'list', default: [], help: 'components to switch off (scheduler, controllers, agent, ...)' },
+  disable: { type: 'list', default: [], help: 'components to switch off (scheduler, controllers, agent, or a controller name)' },
+  'components-in-process': { type: 'boolean', help: 'run controllers and scheduler on the API server thread instead of a worker thread' },
+  'watch-cache-size': { type: 'number', default: 10000, help: '(hidden) events kept per resource for watch resumption' },
   help: { type: 'boolean', help: 'show this help' },
 };
 
@@ -40,6 +43,7 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
   const port = f['https-listen-port'] as number;
   const api = await startApiServer({
     store, port, host: bind,
+    watchCacheSize: f['watch-cache-size'] as number,
     tls: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.clientCaCert },
     tokens: [{ token, user: { username: 'system:admin', groups: ['system:masters', 'system:authenticated'] } }],
   });
@@ -47,9 +51,13 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
   const host = bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
   const server = `https://${host.includes(':') ? `[${host}]` : host}:${api.port}`;
   writeKubeconfig(kubeconfigPath, renderKubeconfig({ server, caPem: pki.serverCaCert, token, clientCertPem: pki.adminCert, clientKeyPem: pki.adminKey }), parseInt(f['write-kubeconfig-mode'] as string, 8));
+  const components = startComponents({
+    server: `https://127.0.0.1:${api.port}`, caPem: pki.serverCaCert, token,
+    disable: f.disable as string[],
+  }, f['components-in-process'] as boolean);
   process.stderr.write(`kyb server: API at ${server}, kubeconfig ${kubeconfigPath}, data ${dataDir}\n`);
   return {
     api, kubeconfigPath, dataDir, token,
-    async stop() { await api.close(); await store.close(); },
+    async stop() { await components.stop(); await api.close(); await store.close(); },
   };
 }

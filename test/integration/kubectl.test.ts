@@ -265,3 +265,14 @@ test('delete -f, by name and by selector', async () => {
   await c.kubectl(['apply', '-f', f]);
   assert.match((await c.kubectl(['delete', '-f', f])).stdout, /configmap "byfile" deleted/);
 });
+
+test('a new namespace gets a default ServiceAccount; deleting a namespace empties and removes it', async () => {
+  await c.kubectl(['create', 'namespace', 'doomed']);
+  await c.kubectl(['create', 'configmap', 'x', '-n', 'doomed', '--from-literal=a=b']);
+  await c.kubectl(['create', 'deployment', 'd', '-n', 'doomed', '--image=nginx:1.27']);
+  await c.kubectl(['wait', '--for=jsonpath={.metadata.name}=default', 'serviceaccount/default', '-n', 'doomed', '--timeout=30s']);
+  const r = await c.kubectl(['delete', 'namespace', 'doomed', '--timeout=60s']);
+  assert.match(r.stdout, /namespace "doomed" deleted/);
+  const gone = await c.kubectl(['get', 'namespace', 'doomed'], { allowFail: true });
+  assert.match(gone.stderr, /namespaces "doomed" not found/);
+});

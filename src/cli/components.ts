@@ -1,0 +1,54 @@
+// The components of `kyb server` that are clients of the API: controllers (and, as they land, the
+// scheduler and simulated nodes). They run in a worker thread so that the API server's event loop
+// never waits on them; they reach the API over HTTPS with the admin credential, like any client.
+import { Worker } from 'node:worker_threads';
+import { RestClient } from '../client/index.js';
+import { runControllers } from '../controllers/manager.js';
+
+export interface ComponentsConfig {
+  server: string;
+  caPem?: string;
+  token?: string;
+  /** component or controller names to switch off: 'controllers', 'scheduler', 'namespace', … */
+  disable: string[];
+  /** per-controller options by controller name */
+  controllerOptions?: Record<string, Record<string, unknown>>;
+}
+
+export async function runComponents(cfg: ComponentsConfig, signal: AbortSignal): Promise<void> {
+  const client = new RestClient({ server: cfg.server, caPem: cfg.caPem, token: cfg.token, userAgent: 'kyb-components', qps: 5000, burst: 10000 });
+  const disabled = new Set(cfg.disable);
+  const runs: Promise<void>[] = [];
+  if (!disabled.has('controllers')) {
+    runs.push(runControllers(client, signal, { disabled, options: cfg.controllerOptions }));
+  }
+  await Promise.all(runs);
+  client.close();
+}
+
+export interface RunningComponents { stop(): Promise<void> }
+
+/** Runs the components in a worker thread (or in this thread when inProcess). */
+export function startComponents(cfg: ComponentsConfig, inProcess = false): RunningComponents {
+  if (inProcess) {
+    const ac = new AbortController();
+    const done = runComponents(cfg, ac.signal);
+    return { async stop() { ac.abort(); await done; } };
+  }
+  const ts = import.meta.url.endsWith('.ts');
+  const entry = new URL(ts ? './components-worker.ts' : './components-worker.js', import.meta.url);
+  // under tsx (tests, development) the worker registers the TypeScript loader itself
+  const w = ts
+    ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`, { eval: true, workerData: cfg })
+    : new Worker(entry, { workerData: cfg });
+  w.on('error', (e) => process.stderr.write(`kyb components: ${e.stack ?? e}\n`));
+  const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+  return {
+    async stop() {
+      w.postMessage('stop');
+      const t = setTimeout(() => void w.terminate(), 5000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}

@@ -1,0 +1,94 @@
+// What every controller is given: one API client, informers shared by all controllers (one per
+// resource, so N controllers watching pods cost one watch), a clock and event recorders.
+import type { KObject } from '../api/types.js';
+import {
+  type Clock, EventRecorder, Informer, type IndexFunc, type InformerOptions, type ResourceRef, RestClient,
+  realClock, waitForCacheSync,
+} from '../client/index.js';
+
+export interface ControllerContext {
+  client: RestClient;
+  informers: SharedInformers;
+  clock?: Clock;
+  /** an event recorder whose source.component is `component` (e.g. 'deployment-controller') */
+  recorder(component: string): EventRecorder;
+}
+
+export interface SharedInformerOptions {
+  /** extra indexes; added to the shared informer (names must not clash across controllers) */
+  indexers?: Record<string, IndexFunc>;
+}
+
+/** Options for the whole factory. */
+export interface SharedInformersOptions {
+  client: RestClient;
+  clock?: Clock;
+  /** resync period for every informer; default none */
+  resyncPeriodMs?: number;
+  onError?: InformerOptions['onError'];
+}
+
+const refKey = (r: ResourceRef): string => `${r.group}/${r.version}/${r.plural}`;
+
+/**
+ * One Informer per resource (all namespaces), shared by every controller that asks for it.
+ * Ask with informerFor() before start(); informers asked for after start() are started at once.
+ */
+export class SharedInformers {
+  private readonly informers = new Map<string, Informer>();
+  private readonly runs: Promise<void>[] = [];
+  private signal?: AbortSignal;
+
+  constructor(private readonly opts: SharedInformersOptions) {}
+
+  informerFor<T extends KObject = KObject>(res: ResourceRef, opts: SharedInformerOptions = {}): Informer<T> {
+    const key = refKey(res);
+    let inf = this.informers.get(key);
+    if (!inf) {
+      inf = new Informer<KObject>({
+        client: this.opts.client, resource: { group: res.group, version: res.version, plural: res.plural },
+        clock: this.opts.clock, resyncPeriodMs: this.opts.resyncPeriodMs, onError: this.opts.onError,
+      });
+      this.informers.set(key, inf);
+      if (this.signal && !this.signal.aborted) this.runs.push(inf.run(this.signal));
+    }
+    if (opts.indexers) {
+      const fresh: Record<string, IndexFunc> = {};
+      for (const [name, fn] of Object.entries(opts.indexers)) {
+        try { inf.indexer.indexKeys(name, ''); } catch { fresh[name] = fn; }
+      }
+      if (Object.keys(fresh).length) inf.indexer.addIndexers(fresh);
+    }
+    return inf as unknown as Informer<T>;
+  }
+
+  /** Starts every informer asked for so far (and later ones as they are asked for). Returns at once. */
+  start(signal: AbortSignal): void {
+    if (this.signal) return;
+    this.signal = signal;
+    for (const inf of this.informers.values()) this.runs.push(inf.run(signal));
+  }
+
+  /** Resolves true when every informer asked for so far has synced; false if signal aborts first. */
+  waitForSync(signal?: AbortSignal): Promise<boolean> {
+    return waitForCacheSync(signal, ...this.informers.values());
+  }
+
+  /** Resolves once every started informer has stopped (after the start signal aborted). */
+  async stopped(): Promise<void> { await Promise.all(this.runs); }
+}
+
+/** A ControllerContext over one client, with recorders cached per component. */
+export function newControllerContext(client: RestClient, opts: { clock?: Clock; resyncPeriodMs?: number } = {}): ControllerContext {
+  const clock = opts.clock ?? realClock;
+  const informers = new SharedInformers({ client, clock, resyncPeriodMs: opts.resyncPeriodMs });
+  const recorders = new Map<string, EventRecorder>();
+  return {
+    client, informers, clock,
+    recorder(component: string): EventRecorder {
+      let r = recorders.get(component);
+      if (!r) recorders.set(component, (r = new EventRecorder({ client, component, clock })));
+      return r;
+    },
+  };
+}
