@@ -3,7 +3,10 @@
 // never waits on them; they reach the API over HTTPS with the admin credential, like any client.
 import { Worker } from 'node:worker_threads';
 import { RestClient } from '../client/index.js';
-import { runControllers } from '../controllers/manager.js';
+import { runControllers, leaderElected } from '../controllers/manager.js';
+import { fastTiming } from '../controllers/nodelifecycle/node-lifecycle-controller.js';
+import { Scheduler } from '../scheduler/scheduler.js';
+import { SimulatedNodes } from '../node/simulated/simulated-nodes.js';
 
 export interface ComponentsConfig {
   server: string;
@@ -13,14 +16,31 @@ export interface ComponentsConfig {
   disable: string[];
   /** per-controller options by controller name */
   controllerOptions?: Record<string, Record<string, unknown>>;
+  /** run this many simulated (kwok-style) nodes */
+  simulateNodes?: number;
+  /** 'fast' shortens node-lifecycle timings (8 s grace) and simulated heartbeats (2 s) */
+  profile?: 'default' | 'fast';
+  /** scheduler scoring: LeastAllocated (default) or MostAllocated (bin packing) */
+  schedulerProfile?: 'LeastAllocated' | 'MostAllocated';
 }
 
 export async function runComponents(cfg: ComponentsConfig, signal: AbortSignal): Promise<void> {
   const client = new RestClient({ server: cfg.server, caPem: cfg.caPem, token: cfg.token, userAgent: 'kyb-components', qps: 5000, burst: 10000 });
   const disabled = new Set(cfg.disable);
   const runs: Promise<void>[] = [];
+  const fast = cfg.profile === 'fast';
   if (!disabled.has('controllers')) {
-    runs.push(runControllers(client, signal, { disabled, options: cfg.controllerOptions }));
+    const options = { ...(cfg.controllerOptions ?? {}) };
+    if (fast) options.nodelifecycle = { ...fastTiming, ...(options.nodelifecycle ?? {}) };
+    runs.push(runControllers(client, signal, { disabled, options }));
+  }
+  if (!disabled.has('scheduler')) {
+    const sched = new Scheduler(client, { profile: cfg.schedulerProfile });
+    runs.push(leaderElected(client, 'kube-scheduler', signal, (s) => sched.run(s)));
+  }
+  if (cfg.simulateNodes && cfg.simulateNodes > 0) {
+    const sim = new SimulatedNodes(client, { count: cfg.simulateNodes, heartbeatIntervalMs: fast ? 2000 : 10000 });
+    runs.push(sim.run(signal));
   }
   await Promise.all(runs);
   client.close();

@@ -17,11 +17,16 @@ export async function main(argv: string[]): Promise<void> {
       process.on('SIGINT', stop);
       return;
     }
+    case 'simulate-nodes': {
+      const { runSimulatedNodesCommand } = await import('../node/simulated/cli.js');
+      await runSimulatedNodesCommand(rest);
+      return;
+    }
     case 'version':
     case '--version':
       process.stdout.write('kyb v0.1.0 (Kubernetes v1.32 API)\n');
       return;
     default:
-      throw new Error(`unknown command ${JSON.stringify(cmd ?? '')}; try: kyb server | kyb version`);
+      throw new Error(`unknown command ${JSON.stringify(cmd ?? '')}; try: kyb server | kyb simulate-nodes | kyb version`);
   }
 }

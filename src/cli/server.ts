@@ -19,6 +19,9 @@ export const serverFlags: FlagSpec = {
   'datastore-endpoint': { type: 'string', default: '', help: 'sqlite:///path/state.db (default) or memory://' },
   'tls-san': { type: 'list', default: [], help: 'extra host names or IPs for the serving certificate' },
   disable: { type: 'list', default: [], help: 'components to switch off (scheduler, controllers, agent, or a controller name)' },
+  'simulate-nodes': { type: 'number', default: 0, help: 'run N simulated (kwok-style) nodes that accept pods without containers' },
+  profile: { type: 'string', default: 'default', help: "timing profile: 'default' (upstream timings) or 'fast' (node grace 8 s)" },
+  'scheduler-profile': { type: 'string', default: 'LeastAllocated', help: 'scheduler scoring: LeastAllocated or MostAllocated (bin packing)' },
   'components-in-process': { type: 'boolean', help: 'run controllers and scheduler on the API server thread instead of a worker thread' },
   'watch-cache-size': { type: 'number', default: 10000, help: '(hidden) events kept per resource for watch resumption' },
   help: { type: 'boolean', help: 'show this help' },
@@ -54,6 +57,9 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
   const components = startComponents({
     server: `https://127.0.0.1:${api.port}`, caPem: pki.serverCaCert, token,
     disable: f.disable as string[],
+    simulateNodes: f['simulate-nodes'] as number,
+    profile: f.profile === 'fast' ? 'fast' : 'default',
+    schedulerProfile: f['scheduler-profile'] === 'MostAllocated' ? 'MostAllocated' : 'LeastAllocated',
   }, f['components-in-process'] as boolean);
   process.stderr.write(`kyb server: API at ${server}, kubeconfig ${kubeconfigPath}, data ${dataDir}\n`);
   return {

@@ -7,6 +7,10 @@ import { SharedInformers, type ControllerContext } from './context.js';
 import * as namespace from './namespace/namespace-controller.js';
 import * as garbagecollector from './garbagecollector/garbage-collector.js';
 import * as serviceaccount from './serviceaccount/serviceaccount-controller.js';
+import * as replicaset from './replicaset/replicaset-controller.js';
+import * as deployment from './deployment/deployment-controller.js';
+import * as nodelifecycle from './nodelifecycle/node-lifecycle-controller.js';
+import * as podgc from './podgc/podgc-controller.js';
 
 export interface ControllerEntry {
   name: string;
@@ -17,6 +21,10 @@ export const controllers: ControllerEntry[] = [
   { name: 'namespace', start: namespace.start },
   { name: 'garbagecollector', start: garbagecollector.start },
   { name: 'serviceaccount', start: serviceaccount.start },
+  { name: 'replicaset', start: replicaset.start },
+  { name: 'deployment', start: deployment.start },
+  { name: 'nodelifecycle', start: nodelifecycle.start },
+  { name: 'podgc', start: podgc.start },
 ];
 
 export interface ControllerManagerOptions {

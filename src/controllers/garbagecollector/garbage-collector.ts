@@ -70,16 +70,17 @@ export class GarbageCollector {
 
   async run(signal: AbortSignal): Promise<void> {
     const informers: Informer[] = [];
+    const removers: Array<() => void> = [];
     for (const res of this.opts.resources ?? gcResources) {
       const inf = this.opts.informerFor(res);
       informers.push(inf);
-      const remove = inf.addEventHandler({
+      removers.push(inf.addEventHandler({
         onAdd: (o) => this.observe(res, o),
         onUpdate: (_old, o) => this.observe(res, o),
         onDelete: (o) => this.forget(o),
-      });
-      signal.addEventListener('abort', remove, { once: true });
+      }));
     }
+    signal.addEventListener('abort', () => removers.forEach((f) => f()), { once: true });
     if (!(await waitForCacheSync(signal, ...informers))) return;
     this.synced = true;
     // after the caches are complete, every object with owners is checked once
