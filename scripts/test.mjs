@@ -19,7 +19,7 @@ if (only.length === 0) {
   if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 }
 const files = only.length ? only : [...find('src'), ...find('test')].sort();
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], {
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-force-exit', '--test-timeout=180000', ...files], {
   stdio: 'inherit',
   env: { ...process.env, NODE_ENV: 'test' },
 });

@@ -35,7 +35,7 @@ export function parseRequestInfo(pathname: string): RequestInfo | undefined {
   const info: RequestInfo = { prefix: segs[0] as 'api' | 'apis', group, version, parts: rest };
   if (rest.length === 0) return info;
   // namespaces/<ns>/<resource>... ; but /namespaces and /namespaces/<name>[/status|finalize] are the Namespace resource
-  if (rest[0] === 'namespaces' && rest.length >= 3) {
+  if (rest[0] === 'namespaces' && rest.length >= 3 && !(rest.length === 3 && (rest[2] === 'status' || rest[2] === 'finalize'))) {
     info.namespace = rest[1];
     info.resource = rest[2];
     info.name = rest[3];

@@ -1,6 +1,7 @@
 // The controller manager: the registry of controllers (one literal array) and the loop that runs
 // the enabled ones with shared informers, under a Lease so two servers never run them at once.
 import { hostname } from 'node:os';
+import { setMaxListeners } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { EventRecorder, LeaderElector, RestClient } from '../client/index.js';
 import { SharedInformers, type ControllerContext } from './context.js';
@@ -39,6 +40,7 @@ export interface ControllerManagerOptions {
 /** Runs every enabled controller until signal aborts. */
 export async function runControllers(client: RestClient, signal: AbortSignal, opts: ControllerManagerOptions = {}): Promise<void> {
   const run = async (s: AbortSignal) => {
+    setMaxListeners(0, s); // every shared informer listens on it
     const informers = new SharedInformers({ client });
     const recorders: EventRecorder[] = [];
     const ctx: ControllerContext = {

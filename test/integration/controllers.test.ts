@@ -55,6 +55,7 @@ after(async () => {
   stop.abort();
   await Promise.all(runs);
   await ctx.informers.stopped();
+  await ctx.recorder('node-controller').close();
   client.close();
   await api.close();
 });
@@ -283,7 +284,7 @@ async function fakeAgent(name: string): Promise<{ stop(): void; resume(ready?: '
   await post();
   await renew();
   let timer: NodeJS.Timeout | undefined;
-  const beat = (): void => { timer = setInterval(() => { renew().catch(() => {}); }, 250); };
+  const beat = (): void => { clearInterval(timer); timer = setInterval(() => { renew().catch(() => {}); }, 250); };
   beat();
   return {
     stop() { clearInterval(timer); },
