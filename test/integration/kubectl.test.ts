@@ -141,7 +141,7 @@ data:
 test('get in every output format, short names, get all', async () => {
   const table = (await c.kubectl(['get', 'deploy', '-n', 'shop'])).stdout;
   assert.match(table, /^NAME\s+READY\s+UP-TO-DATE\s+AVAILABLE\s+AGE$/m);
-  assert.match(table, /^web\s+0\/3\s+0\s+0\s+\d+s$/m);
+  assert.match(table, /^web\s+0\/3\s+\d+\s+0\s+\d+s$/m); // no nodes: nothing becomes available
   const wide = (await c.kubectl(['get', 'deploy', '-n', 'shop', '-o', 'wide'])).stdout;
   assert.match(wide, /CONTAINERS\s+IMAGES\s+SELECTOR/);
   assert.match(wide, /web\s+nginx:1\.28\s+app=web/);
@@ -157,8 +157,11 @@ test('get in every output format, short names, get all', async () => {
   const all = (await c.kubectl(['get', 'all', '-n', 'shop'])).stdout;
   assert.match(all, /deployment.apps\/web/);
   assert.match(all, /service\/web\s+ClusterIP/);
-  const po = await c.kubectl(['get', 'po', '-n', 'shop']);
-  assert.match(po.stderr, /No resources found in shop namespace/);
+  const po = (await c.kubectl(['get', 'po', '-n', 'shop'])).stdout; // no nodes: the pods wait
+  assert.match(po, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE$/m);
+  assert.match(po, /^web-[a-z0-9]+-[a-z0-9]{5}\s+0\/1\s+Pending\s+0\s+\d+s$/m);
+  const none = await c.kubectl(['get', 'po', '-n', 'kube-public']);
+  assert.match(none.stderr, /No resources found in kube-public namespace/);
   const ns = (await c.kubectl(['get', 'ns'])).stdout;
   for (const n of ['default', 'kube-system', 'kube-public', 'kube-node-lease', 'shop']) assert.match(ns, new RegExp(`^${n}\\s+Active`, 'm'));
 });
