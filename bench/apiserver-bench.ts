@@ -157,7 +157,7 @@ async function startKyb(extra: string[] = args['server-args']!.split(' ').filter
   const dataDir = join(work, name);
   const port = await freePort();
   const proc = startProcess(process.execPath, [...TSX, '-e', "import('./src/cli/main.ts').then(m=>m.main(process.argv.slice(1)))",
-    'server', '--data-dir', dataDir, '--https-listen-port', String(port), ...extra], join(work, `${name}-server.log`));
+    'server', '--data-dir', dataDir, '--https-listen-port', String(port), '--disable-agent', ...extra], join(work, `${name}-server.log`));
   const url = `https://127.0.0.1:${port}`;
   await waitFor('kyb server', async () => {
     if (proc.exitCode !== null) throw new Error('kyb server exited');
@@ -212,7 +212,7 @@ async function compiledIdleRss(): Promise<number> {
     const dataDir = join(work, 'kyb-compiled');
     const port = await freePort();
     const proc = startProcess(process.execPath, ['-e', `import(${JSON.stringify(join(out, 'cli/main.js'))}).then(m=>m.main(process.argv.slice(1)))`,
-      'server', '--data-dir', dataDir, '--https-listen-port', String(port)], join(work, 'kyb-compiled.log'));
+      'server', '--data-dir', dataDir, '--https-listen-port', String(port), '--disable-agent'], join(work, 'kyb-compiled.log'));
     await waitFor('compiled kyb server', () => {
       if (proc.exitCode !== null) throw new Error('compiled kyb server exited');
       return existsSync(join(dataDir, 'kubeconfig.yaml'));

@@ -7,6 +7,7 @@ import { runControllers, leaderElected } from '../controllers/manager.js';
 import { fastTiming } from '../controllers/nodelifecycle/node-lifecycle-controller.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { SimulatedNodes } from '../node/simulated/simulated-nodes.js';
+import type { AgentRunConfig } from './agent.js';
 
 export interface ComponentsConfig {
   server: string;
@@ -22,6 +23,8 @@ export interface ComponentsConfig {
   profile?: 'default' | 'fast';
   /** scheduler scoring: LeastAllocated (default) or MostAllocated (bin packing) */
   schedulerProfile?: 'LeastAllocated' | 'MostAllocated';
+  /** run a node agent (real containers) for this host */
+  agent?: AgentRunConfig;
 }
 
 export async function runComponents(cfg: ComponentsConfig, signal: AbortSignal): Promise<void> {
@@ -41,6 +44,16 @@ export async function runComponents(cfg: ComponentsConfig, signal: AbortSignal):
   if (cfg.simulateNodes && cfg.simulateNodes > 0) {
     const sim = new SimulatedNodes(client, { count: cfg.simulateNodes, heartbeatIntervalMs: fast ? 2000 : 10000 });
     runs.push(sim.run(signal));
+  }
+  if (cfg.agent) {
+    const agentCfg = cfg.agent;
+    runs.push((async () => {
+      const { startAgent } = await import('./agent.js');
+      let a;
+      try { a = await startAgent(agentCfg); } catch (e) { process.stderr.write(`kyb agent: ${(e as Error).message}\n`); return; }
+      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      await a.stop();
+    })());
   }
   await Promise.all(runs);
   client.close();

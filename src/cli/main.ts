@@ -22,11 +22,21 @@ export async function main(argv: string[]): Promise<void> {
       await runSimulatedNodesCommand(rest);
       return;
     }
+    case 'agent': {
+      const { runAgentCommand } = await import('./agent.js');
+      await runAgentCommand(rest);
+      return;
+    }
+    case 'images': {
+      const { runImagesCommand } = await import('./images.js');
+      process.exitCode = await runImagesCommand(rest);
+      return;
+    }
     case 'version':
     case '--version':
       process.stdout.write('kyb v0.1.0 (Kubernetes v1.32 API)\n');
       return;
     default:
-      throw new Error(`unknown command ${JSON.stringify(cmd ?? '')}; try: kyb server | kyb simulate-nodes | kyb version`);
+      throw new Error(`unknown command ${JSON.stringify(cmd ?? '')}; try: kyb server | kyb agent | kyb images | kyb simulate-nodes | kyb version`);
   }
 }

@@ -19,6 +19,15 @@ export const serverFlags: FlagSpec = {
   'datastore-endpoint': { type: 'string', default: '', help: 'sqlite:///path/state.db (default) or memory://' },
   'tls-san': { type: 'list', default: [], help: 'extra host names or IPs for the serving certificate' },
   disable: { type: 'list', default: [], help: 'components to switch off (scheduler, controllers, agent, or a controller name)' },
+  'disable-agent': { type: 'boolean', help: 'do not run a node agent (containers) on this host' },
+  'cluster-cidr': { type: 'string', default: '10.42.0.0/16', help: 'pod network; each node gets a /24 of it' },
+  'cluster-dns': { type: 'string', default: '10.43.0.10', help: "DNS server written into pods' resolv.conf" },
+  'cluster-domain': { type: 'string', default: 'cluster.local', help: 'cluster domain' },
+  'node-name': { type: 'string', help: "this host's node name (default: the host name)" },
+  'private-registry': { type: 'string', help: 'registries.yaml for the agent (mirrors, auth, insecure registries)' },
+  'agent-run-dir': { type: 'string', default: '/run/kybernetes', help: '(hidden) runc state and conmon exit files of the agent' },
+  'cgroup-parent': { type: 'string', default: '/kybernetes', help: '(hidden) cgroup under which the agent puts pods' },
+  'pod-bridge': { type: 'string', default: 'kyb0', help: '(hidden) name of the pod network bridge' },
   'simulate-nodes': { type: 'number', default: 0, help: 'run N simulated (kwok-style) nodes that accept pods without containers' },
   profile: { type: 'string', default: 'default', help: "timing profile: 'default' (upstream timings) or 'fast' (node grace 8 s)" },
   'scheduler-profile': { type: 'string', default: 'LeastAllocated', help: 'scheduler scoring: LeastAllocated or MostAllocated (bin packing)' },
@@ -31,7 +40,7 @@ export function defaultDataDir(): string {
   return process.getuid?.() === 0 ? '/var/lib/kybernetes' : join(homedir(), '.kybernetes');
 }
 
-export interface RunningServer { api: ApiServer; kubeconfigPath: string; dataDir: string; token: string; stop(): Promise<void> }
+export interface RunningServer { api: ApiServer; kubeconfigPath: string; dataDir: string; token: string; caPem: string; stop(): Promise<void> }
 
 export async function startServer(argv: string[]): Promise<RunningServer> {
   const f = parseFlags(argv, serverFlags);
@@ -54,16 +63,29 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
   const host = bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
   const server = `https://${host.includes(':') ? `[${host}]` : host}:${api.port}`;
   writeKubeconfig(kubeconfigPath, renderKubeconfig({ server, caPem: pki.serverCaCert, token, clientCertPem: pki.adminCert, clientKeyPem: pki.adminKey }), parseInt(f['write-kubeconfig-mode'] as string, 8));
+  const disabled = f.disable as string[];
+  const agentOn = !f['disable-agent'] && !disabled.includes('agent');
   const components = startComponents({
     server: `https://127.0.0.1:${api.port}`, caPem: pki.serverCaCert, token,
-    disable: f.disable as string[],
+    disable: disabled,
+    controllerOptions: { nodeipam: { clusterCIDR: f['cluster-cidr'] as string } },
+    ...(agentOn ? {
+      agent: {
+        server: `https://127.0.0.1:${api.port}`, caPem: pki.serverCaCert, token,
+        dataDir: join(dataDir, 'agent'), nodeName: f['node-name'] as string | undefined,
+        runRoot: f['agent-run-dir'] as string, cgroupParent: f['cgroup-parent'] as string, bridge: f['pod-bridge'] as string,
+        clusterDNS: [f['cluster-dns'] as string], clusterDomain: f['cluster-domain'] as string,
+        registriesConfig: f['private-registry'] as string | undefined,
+        labels: { 'node-role.kubernetes.io/control-plane': 'true', 'node-role.kubernetes.io/master': 'true' },
+      },
+    } : {}),
     simulateNodes: f['simulate-nodes'] as number,
     profile: f.profile === 'fast' ? 'fast' : 'default',
     schedulerProfile: f['scheduler-profile'] === 'MostAllocated' ? 'MostAllocated' : 'LeastAllocated',
   }, f['components-in-process'] as boolean);
   process.stderr.write(`kyb server: API at ${server}, kubeconfig ${kubeconfigPath}, data ${dataDir}\n`);
   return {
-    api, kubeconfigPath, dataDir, token,
+    api, kubeconfigPath, dataDir, token, caPem: pki.serverCaCert,
     async stop() { await components.stop(); await api.close(); await store.close(); },
   };
 }

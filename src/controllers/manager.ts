@@ -12,6 +12,7 @@ import * as replicaset from './replicaset/replicaset-controller.js';
 import * as deployment from './deployment/deployment-controller.js';
 import * as nodelifecycle from './nodelifecycle/node-lifecycle-controller.js';
 import * as podgc from './podgc/podgc-controller.js';
+import * as nodeipam from './nodeipam/nodeipam-controller.js';
 
 export interface ControllerEntry {
   name: string;
@@ -26,6 +27,7 @@ export const controllers: ControllerEntry[] = [
   { name: 'deployment', start: deployment.start },
   { name: 'nodelifecycle', start: nodelifecycle.start },
   { name: 'podgc', start: podgc.start },
+  { name: 'nodeipam', start: nodeipam.start },
 ];
 
 export interface ControllerManagerOptions {

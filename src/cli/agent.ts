@@ -1,0 +1,160 @@
+// Wiring of the node agent: `kyb agent --server URL --token T` on a host that joins a cluster, and
+// the agent that `kyb server` runs for its own host (unless --disable-agent). Puts together the
+// agent's parts (image store, CNI network, volumes, env, probes, runc exec, host facts) and the
+// streaming tunnel to the API server.
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { RestClient } from '../client/index.js';
+import { Agent, type AgentParts } from '../node/agent.js';
+import { ImageStore } from '../node/images/index.js';
+import { CniNetwork } from '../node/network/cni.js';
+import { createNetns, deleteNetns } from '../node/network/netns.js';
+import { hostInfoSync, nodePressure } from '../node/host-info.js';
+import { preflight, formatPreflight } from '../node/preflight.js';
+import { VolumeManager, resolveSubPath } from '../node/volumes/index.js';
+import { containerEnv } from '../node/pods/env.js';
+import { Prober } from '../node/probes/index.js';
+import { runcExec } from '../node/runtime/runc-exec.js';
+import { startStreaming } from './agent-streaming.js';
+import { parseFlags, usage, type FlagSpec } from './flags.js';
+
+export interface AgentRunConfig {
+  server: string;
+  caPem?: string;
+  token: string;
+  nodeName?: string;
+  /** the agent's own directory (images, containers, pods, logs): <data-dir>/agent */
+  dataDir: string;
+  runRoot?: string;
+  cgroupParent?: string;
+  bridge?: string;
+  clusterDNS?: string[];
+  clusterDomain?: string;
+  podCIDR?: string;
+  labels?: Record<string, string>;
+  registriesConfig?: string;
+  /** restart/pull back-off base (default 10 s) */
+  backoffBaseMs?: number;
+  /** skip the host prerequisite check */
+  skipPreflight?: boolean;
+  log?(msg: string): void;
+}
+
+export interface RunningAgent {
+  agent: Agent;
+  images: ImageStore;
+  /** stops the agent; containers keep running (as with the kubelet) */
+  stop(): Promise<void>;
+  /** stops and removes every pod, container, network namespace, the bridge, cgroups and mounts */
+  cleanup(): Promise<void>;
+}
+
+export async function startAgent(cfg: AgentRunConfig): Promise<RunningAgent> {
+  const log = cfg.log ?? ((m: string) => process.stderr.write(`kyb agent: ${m}\n`));
+  if (!cfg.skipPreflight) {
+    const pf = await preflight();
+    if (!pf.ok) throw new Error(`the node agent cannot run on this host:\n${formatPreflight(pf)}`);
+  }
+  const dataDir = cfg.dataDir;
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const nodeName = cfg.nodeName ?? hostname().toLowerCase();
+  const client = new RestClient({ server: cfg.server, caPem: cfg.caPem, token: cfg.token, userAgent: `kyb-agent/${nodeName}`, qps: 200, burst: 400 });
+  const images = new ImageStore({ root: join(dataDir, 'images'), registriesConfig: cfg.registriesConfig ?? (existsSync('/etc/kybernetes/registries.yaml') ? '/etc/kybernetes/registries.yaml' : undefined) });
+  const importDir = join(dataDir, 'images', 'import');
+  if (existsSync(importDir)) {
+    for (const r of await images.importDirectory(importDir)) {
+      if (r.error) log(`import ${r.file}: ${r.error}`); else log(`imported ${r.refs.join(', ')} from ${r.file}`);
+    }
+  }
+  const volumes = new VolumeManager({ root: join(dataDir, 'pods'), client, nodeName });
+  const prober = new Prober();
+  let agent: Agent | undefined;
+  const bridge = cfg.bridge ?? 'kyb0';
+  let network: CniNetwork | undefined;
+  const parts: AgentParts = {
+    images,
+    volumes,
+    env: (pod, c, imageEnv) => containerEnv(pod, c, { client, imageEnv, hostname: pod.spec?.hostname ?? pod.metadata?.name }),
+    subPath: (v, s) => resolveSubPath(v, s),
+    probes: {
+      add: (key, spec, onResult) => prober.add(key, {
+        probe: spec.probe, kind: spec.kind, podIP: spec.podIP, container: spec.container,
+        exec: (command, timeoutMs) => agent!.runtime.exec(spec.containerId, command, timeoutMs),
+      }, onResult),
+    },
+    network: (podCIDR) => {
+      network = new CniNetwork({ networkName: `kyb-${bridge}`, bridge, podCIDR, stateDir: join(dataDir, 'cni') });
+      return network;
+    },
+    netns: { create: createNetns, remove: deleteNetns },
+    hostStatus: () => hostInfoSync({ dataDir, hostname: nodeName }),
+    pressure: () => nodePressure(dataDir),
+    exec: (runcRoot, id, command, opts) => runcExec({ runc: agent!.runtime.runc, root: runcRoot, id, command, tty: opts.tty, stdin: opts.stdin }),
+  };
+  agent = new Agent({
+    client, nodeName, dataDir,
+    runRoot: cfg.runRoot ?? '/run/kybernetes', cgroupParent: cfg.cgroupParent ?? '/kybernetes',
+    clusterDNS: cfg.clusterDNS ?? ['10.43.0.10'], clusterDomain: cfg.clusterDomain ?? 'cluster.local',
+    podCIDR: cfg.podCIDR, labels: cfg.labels, backoffBaseMs: cfg.backoffBaseMs, parts, log,
+  });
+  const ac = new AbortController();
+  const streaming = startStreaming({ agent, server: cfg.server, caPem: cfg.caPem, token: cfg.token, nodeName, signal: ac.signal, log });
+  const done = agent.run(ac.signal).catch((e) => log(`stopped: ${(e as Error).stack ?? e}`));
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    ac.abort();
+    await done;
+    await streaming.stop();
+    prober.stopAll();
+    client.close();
+  };
+  return {
+    agent, images, stop,
+    async cleanup() {
+      await stop();
+      await agent!.cleanup();
+      void network;
+    },
+  };
+}
+
+export const agentFlags: FlagSpec = {
+  server: { type: 'string', help: 'URL of the API server (https://HOST:6443)' },
+  token: { type: 'string', help: 'bearer token to join with' },
+  'ca-file': { type: 'string', help: "the API server's CA certificate (PEM)" },
+  'data-dir': { type: 'string', help: 'state directory (default /var/lib/kybernetes)' },
+  'node-name': { type: 'string', help: 'node name (default: the host name)' },
+  'node-label': { type: 'list', default: [], help: 'extra node label KEY=VALUE' },
+  'cluster-dns': { type: 'string', default: '10.43.0.10', help: 'DNS server written into pods\' resolv.conf' },
+  'cluster-domain': { type: 'string', default: 'cluster.local', help: 'cluster domain' },
+  'pod-cidr': { type: 'string', help: 'use this pod CIDR instead of one assigned by the control plane' },
+  'private-registry': { type: 'string', help: 'registries.yaml (mirrors, auth, insecure registries)' },
+  cleanup: { type: 'boolean', help: 'stop and remove every pod, container, network and cgroup of this agent, then exit' },
+  help: { type: 'boolean', help: 'show this help' },
+};
+
+/** `kyb agent`: a node agent joining a cluster. Resolves when it stops (SIGTERM/SIGINT). */
+export async function runAgentCommand(argv: string[]): Promise<void> {
+  const f = parseFlags(argv, agentFlags);
+  if (f.help) { process.stdout.write(usage('agent', agentFlags)); return; }
+  const server = f.server as string | undefined;
+  const token = f.token as string | undefined;
+  if (!server || !token) throw new Error('kyb agent needs --server URL and --token TOKEN');
+  const base = (f['data-dir'] as string | undefined) ?? (process.getuid?.() === 0 ? '/var/lib/kybernetes' : join(process.env.HOME ?? '.', '.kybernetes'));
+  const labels = Object.fromEntries((f['node-label'] as string[]).map((kv) => { const i = kv.indexOf('='); return [kv.slice(0, i), kv.slice(i + 1)]; }));
+  const a = await startAgent({
+    server, token, caPem: f['ca-file'] ? readFileSync(f['ca-file'] as string, 'utf8') : undefined,
+    dataDir: join(base, 'agent'), nodeName: f['node-name'] as string | undefined, labels,
+    clusterDNS: [f['cluster-dns'] as string], clusterDomain: f['cluster-domain'] as string,
+    podCIDR: f['pod-cidr'] as string | undefined, registriesConfig: f['private-registry'] as string | undefined,
+  });
+  if (f.cleanup) { await a.cleanup(); return; }
+  await new Promise<void>((resolve) => {
+    const stop = () => { void a.stop().then(resolve); };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}

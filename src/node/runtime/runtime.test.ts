@@ -1,0 +1,98 @@
+// Real runc + conmon: a container's output lands in a CRI log, its exit code and an OOM kill are
+// reported after it ends, and a container survives the Runtime object that started it (an agent
+// restart). Needs root, runc, conmon and busybox-static (installed by .ci/run).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, copyFileSync, symlinkSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Runtime, type ContainerMeta, removeCgroupParent } from './runtime.js';
+import { buildOciSpec } from './oci-spec.js';
+
+const canRun = process.getuid?.() === 0 && existsSync('/bin/busybox') && (() => {
+  try { execFileSync('runc', ['--version']); execFileSync('conmon', ['--version']); return true; } catch { return false; }
+})();
+
+/** A one-layer busybox root filesystem. */
+export function busyboxLayer(dir: string): string {
+  const l = join(dir, 'layer');
+  mkdirSync(join(l, 'bin'), { recursive: true });
+  for (const d of ['etc', 'tmp', 'proc', 'sys', 'dev', 'root']) mkdirSync(join(l, d), { recursive: true });
+  copyFileSync('/bin/busybox', join(l, 'bin/busybox'));
+  execFileSync('chmod', ['755', join(l, 'bin/busybox')]);
+  for (const a of execFileSync('/bin/busybox', ['--list']).toString().trim().split('\n')) {
+    if (a !== 'busybox') symlinkSync('busybox', join(l, 'bin', a));
+  }
+  return l;
+}
+
+test('runc + conmon: logs, exit codes, OOM, survival across Runtime instances', { skip: !canRun && 'needs root, runc, conmon, busybox' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kyb-rt-'));
+  const suffix = randomBytes(3).toString('hex');
+  const netns = `kybrt-${suffix}`;
+  const cgroupParent = `/kyb-rt-${suffix}`;
+  execFileSync('ip', ['netns', 'add', netns]);
+  const rt = new Runtime({ runRoot: join(dir, 'run'), stateDir: join(dir, 'containers') });
+  t.after(async () => {
+    for (const m of rt.list()) await rt.remove(m.id);
+    rt.close();
+    execFileSync('ip', ['netns', 'del', netns]);
+    removeCgroupParent(cgroupParent);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const layer = busyboxLayer(dir);
+  const pod = { metadata: { name: 'p', namespace: 'default', uid: 'u1' }, spec: { containers: [] } };
+  const mk = async (name: string, args: string[], limits?: Record<string, string>) => {
+    const id = rt.newId();
+    const meta: ContainerMeta = {
+      id, podUID: 'u1', podNamespace: 'default', podName: 'p', containerName: name, attempt: 0, init: false,
+      imageRef: 'test', imageId: 'sha256:x', logPath: join(dir, 'logs', `${name}.log`), cgroupsPath: `${cgroupParent}/podu1/${id}`,
+      createdAt: new Date().toISOString(), specHash: 'h',
+    };
+    const spec = buildOciSpec({
+      pod, container: { name, image: 'test', resources: { limits } }, rootfs: '', args, env: ['PATH=/bin'], cwd: '/',
+      user: { uid: 0, gid: 0 }, netnsPath: `/run/netns/${netns}`, cgroupsPath: meta.cgroupsPath, binds: [],
+    });
+    await rt.create(meta, spec, [layer]);
+    await rt.start(id);
+    return id;
+  };
+  const exited = new Map<string, () => void>();
+  const waitExit = (id: string) => new Promise<void>((resolve) => exited.set(id, resolve));
+  rt.watchExits((id) => exited.get(id)?.());
+
+  const a = await mk('a', ['/bin/sh', '-c', 'echo hello; echo oops >&2; exit 3']);
+  const aDone = waitExit(a);
+  await aDone;
+  const ia = await rt.info(a);
+  assert.equal(ia?.state, 'exited');
+  assert.equal(ia?.exit?.exitCode, 3);
+  assert.equal(ia?.exit?.oomKilled, false);
+  const log = readFileSync(join(dir, 'logs', 'a.log'), 'utf8');
+  assert.match(log, /^\S+ stdout F hello$/m);
+  assert.match(log, /^\S+ stderr F oops$/m);
+
+  const b = await mk('b', ['/bin/sh', '-c', 'x=$(head -c 100000000 /dev/zero | tr "\\0" a); echo survived'], { memory: '16Mi' });
+  await waitExit(b);
+  const ib = await rt.info(b);
+  assert.equal(ib?.exit?.exitCode, 137);
+  assert.equal(ib?.exit?.oomKilled, true);
+
+  // a long-running container outlives the Runtime that made it; a new Runtime finds it running
+  const c = await mk('c', ['/bin/sleep', '300']);
+  rt.close();
+  const rt2 = new Runtime({ runRoot: join(dir, 'run'), stateDir: join(dir, 'containers') });
+  const ic = await rt2.info(c);
+  assert.equal(ic?.state, 'running');
+  assert.ok(ic?.pid && ic.pid > 0);
+  const r = await rt2.exec(c, ['/bin/sh', '-c', 'echo in-container; exit 4'], 10_000);
+  assert.equal(r.exitCode, 4);
+  assert.match(r.output, /in-container/);
+  const cDone = new Promise<void>((resolve) => { rt2.watchExits((id) => { if (id === c) resolve(); }); });
+  await rt2.kill(c, 'SIGKILL');
+  await cDone;
+  assert.equal((await rt2.info(c))?.exit?.exitCode, 137);
+  rt2.close();
+});

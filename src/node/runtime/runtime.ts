@@ -1,0 +1,388 @@
+// Containers through runc, each watched by its own conmon (runtime-notes §5e, §8.2).
+//
+// Why conmon: Node cannot be a subreaper, so if the agent were the parent of a container's init its
+// exit code and stdio would die with the agent. conmon double-forks, becomes the container's
+// subreaper, writes CRI-format logs (`-l k8s-file:`) and, when the container exits, its exit code to
+// `<runRoot>/exits/<id>`. So containers, logs and exit codes survive an agent restart; the agent finds
+// its containers again from the metadata it keeps on disk (`<stateDir>/<id>/meta.json`) and runc's state.
+//
+// create:  overlay mount of the image layers (+ a per-container upper dir) at <stateDir>/<id>/rootfs,
+//          config.json, conmon (sync pipe → pid of `runc create`);   start: `runc start`
+// exit:    fs.watch on the exit dir → finalize(): exit code, OOM kill count from the memory cgroup (read
+//          before `runc delete`, which removes the cgroup), `exit.json`, `runc delete`, unmount
+// remove:  finalize if needed, then the metadata and the container's files (the log stays until the pod
+//          is cleaned up, for `kubectl logs --previous`).
+import { spawn, execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, rmdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, renameSync, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import type { OciSpec } from './oci-spec.js';
+
+export interface RuntimeOptions {
+  runc?: string;
+  conmon?: string;
+  /** runc's state root (tmpfs-backed in production: /run/kybernetes/runc); exits/ and sockets/ live beside it */
+  runRoot: string;
+  /** per-container metadata, bundles and rootfs mounts */
+  stateDir: string;
+  /** conmon --log-size-max in bytes; default 10 MiB */
+  logSizeMax?: number;
+}
+
+export interface ContainerMeta {
+  id: string;
+  podUID: string;
+  podNamespace: string;
+  podName: string;
+  containerName: string;
+  /** 0 for the first instance of this container in this pod, then +1 per restart */
+  attempt: number;
+  init: boolean;
+  imageRef: string;
+  imageId: string;
+  logPath: string;
+  cgroupsPath: string;
+  createdAt: string;
+  startedAt?: string;
+  /** a hash of the container spec it was made from; a change means the container must be replaced */
+  specHash: string;
+}
+
+export interface ExitInfo { exitCode: number; finishedAt: string; oomKilled: boolean }
+
+export type ContainerState = 'created' | 'running' | 'exited' | 'unknown';
+
+export interface ContainerInfo { meta: ContainerMeta; state: ContainerState; pid?: number; exit?: ExitInfo }
+
+function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) {
+        const msg = String(stderr).trim() || String(stdout).trim() || err.message;
+        reject(Object.assign(new Error(`${cmd} ${args.slice(0, 4).join(' ')}: ${msg}`), { stderr: String(stderr) }));
+      } else resolve({ stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+/** Which cgroup hierarchy layout the host has. */
+export function cgroupMode(): 'v1' | 'hybrid' | 'v2' {
+  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) return 'v2';
+  return existsSync('/sys/fs/cgroup/unified') ? 'hybrid' : 'v1';
+}
+
+/** The memory cgroup's OOM kill counter of a container cgroup (v1 memory.oom_control, v2 memory.events). */
+export function oomKillCount(cgroupsPath: string): number {
+  const files = cgroupMode() === 'v2'
+    ? [join('/sys/fs/cgroup', cgroupsPath, 'memory.events')]
+    : [join('/sys/fs/cgroup/memory', cgroupsPath, 'memory.oom_control')];
+  for (const f of files) {
+    try {
+      const m = /(?:^|\n)oom_kill (\d+)/.exec(readFileSync(f, 'utf8'));
+      if (m) return Number(m[1]);
+    } catch { /* cgroup gone */ }
+  }
+  return 0;
+}
+
+export class Runtime {
+  readonly runc: string;
+  readonly conmon: string;
+  readonly runRoot: string;
+  readonly runcRoot: string;
+  readonly exitDir: string;
+  private readonly sockDir: string;
+  private readonly stateDir: string;
+  private readonly logSizeMax: number;
+  private watcher?: FSWatcher;
+  private readonly finalizing = new Map<string, Promise<ExitInfo | undefined>>();
+
+  constructor(opts: RuntimeOptions) {
+    this.runc = findBinary(opts.runc ?? 'runc');
+    this.conmon = findBinary(opts.conmon ?? 'conmon');
+    this.runRoot = opts.runRoot;
+    this.runcRoot = join(opts.runRoot, 'runc');
+    this.exitDir = join(opts.runRoot, 'exits');
+    this.sockDir = join(opts.runRoot, 'sockets');
+    this.stateDir = opts.stateDir;
+    this.logSizeMax = opts.logSizeMax ?? 10 * 1024 * 1024;
+    for (const d of [this.runcRoot, this.exitDir, this.sockDir, this.stateDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
+  }
+
+  private dir(id: string): string { return join(this.stateDir, id); }
+
+  /** Calls onExit(id) when a container's exit file appears (and once for every exit file already there). */
+  watchExits(onExit: (id: string) => void): () => void {
+    this.watcher?.close();
+    this.watcher = watch(this.exitDir, (_ev, name) => { if (name && !name.startsWith('.')) onExit(String(name)); });
+    for (const name of readdirSync(this.exitDir)) onExit(name);
+    return () => { this.watcher?.close(); this.watcher = undefined; };
+  }
+
+  newId(): string { return randomBytes(32).toString('hex'); }
+
+  /** Every container this runtime knows (from its metadata directory). */
+  list(): ContainerMeta[] {
+    const out: ContainerMeta[] = [];
+    let names: string[] = [];
+    try { names = readdirSync(this.stateDir); } catch { return out; }
+    for (const id of names) {
+      try { out.push(JSON.parse(readFileSync(join(this.dir(id), 'meta.json'), 'utf8')) as ContainerMeta); } catch { /* half-made: removed by cleanup */ }
+    }
+    return out;
+  }
+
+  meta(id: string): ContainerMeta | undefined {
+    try { return JSON.parse(readFileSync(join(this.dir(id), 'meta.json'), 'utf8')) as ContainerMeta; } catch { return undefined; }
+  }
+
+  private writeJson(path: string, v: unknown): void {
+    const tmp = `${path}.tmp`;
+    writeFileSync(tmp, JSON.stringify(v));
+    renameSync(tmp, path);
+  }
+
+  /**
+   * Creates a container (state `created`): rootfs overlay over layerDirs (lowest first), config.json
+   * from spec (its root.path is replaced), and a conmon that runs `runc create`. Returns the init pid.
+   */
+  async create(meta: ContainerMeta, spec: OciSpec, layerDirs: string[]): Promise<number> {
+    const d = this.dir(meta.id);
+    const rootfs = join(d, 'rootfs');
+    mkdirSync(join(d, 'upper'), { recursive: true });
+    mkdirSync(join(d, 'work'), { recursive: true });
+    mkdirSync(rootfs, { recursive: true });
+    mkdirSync(join(meta.logPath, '..'), { recursive: true });
+    this.writeJson(join(d, 'meta.json'), meta);
+    try {
+      const lower = [...layerDirs].reverse().join(':');
+      await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(d, 'upper')},workdir=${join(d, 'work')}`, rootfs]);
+      const full: OciSpec = { ...spec, root: { ...spec.root, path: rootfs } };
+      writeFileSync(join(d, 'config.json'), JSON.stringify(full));
+      return await this.startConmon(meta, d);
+    } catch (e) {
+      await this.remove(meta.id).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private startConmon(meta: ContainerMeta, bundle: string): Promise<number> {
+    const args = [
+      '--api-version', '1', '-c', meta.id, '-u', meta.id, '-r', this.runc, '-b', bundle,
+      '-p', join(bundle, 'pidfile'), '-n', `${meta.podNamespace}_${meta.podName}_${meta.containerName}_${meta.attempt}`,
+      '--exit-dir', this.exitDir, '-l', `k8s-file:${meta.logPath}`, '--log-size-max', String(this.logSizeMax),
+      '--socket-dir-path', this.sockDir, '--conmon-pidfile', join(bundle, 'conmon.pid'),
+      '--runtime-arg', '--root', '--runtime-arg', this.runcRoot, '--log-level', 'error',
+    ];
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.conmon, args, {
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe'], detached: true, cwd: bundle,
+        env: { ...process.env, _OCI_SYNCPIPE: '3' },
+      });
+      let buf = '';
+      let stderr = '';
+      let done = false;
+      const sync = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
+      const finish = (err: Error | null, pid?: number) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        sync.destroy();
+        child.stderr?.destroy();
+        child.unref();
+        if (err) reject(err); else resolve(pid!);
+      };
+      const timer = setTimeout(() => finish(new Error(`conmon: no answer from runc create within 60s ${stderr.trim()}`)), 60_000);
+      child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+      sync.on('data', (d: Buffer) => {
+        buf += d.toString();
+        const nl = buf.indexOf('\n');
+        if (nl < 0) return;
+        // conmon keeps the sync pipe open: take the first line, never wait for EOF
+        try {
+          const msg = JSON.parse(buf.slice(0, nl)) as { data: number; message?: string };
+          if (msg.data > 0) finish(null, msg.data);
+          else finish(new Error((msg.message ?? `runc create failed (${msg.data})`).trim()));
+        } catch (e) { finish(e as Error); }
+      });
+      sync.on('error', () => undefined);
+      child.on('error', (e) => finish(e));
+      child.on('exit', (code) => {
+        // the first conmon process exits after forking; an early non-zero exit is a failure
+        if (code && code !== 0) setTimeout(() => finish(new Error(`conmon exited with ${code}: ${stderr.trim()}`)), 50);
+      });
+    });
+  }
+
+  async start(id: string): Promise<void> {
+    await run(this.runc, ['--root', this.runcRoot, 'start', id]);
+    const meta = this.meta(id);
+    if (meta) { meta.startedAt = new Date().toISOString(); this.writeJson(join(this.dir(id), 'meta.json'), meta); }
+  }
+
+  /** runc's view: created | running | stopped (| paused), or undefined when runc does not know it. */
+  async runcState(id: string): Promise<{ status: string; pid: number } | undefined> {
+    try {
+      const { stdout } = await run(this.runc, ['--root', this.runcRoot, 'state', id], 10_000);
+      return JSON.parse(stdout) as { status: string; pid: number };
+    } catch { return undefined; }
+  }
+
+  private exitFile(id: string): ExitInfo | undefined {
+    try {
+      const f = join(this.dir(id), 'exit.json');
+      return JSON.parse(readFileSync(f, 'utf8')) as ExitInfo;
+    } catch { return undefined; }
+  }
+
+  /**
+   * Records how a container ended (once): exit code from conmon's exit file, OOM from the cgroup,
+   * then `runc delete` and unmount. Safe to call repeatedly and concurrently.
+   */
+  finalize(id: string): Promise<ExitInfo | undefined> {
+    const known = this.exitFile(id);
+    if (known) return Promise.resolve(known);
+    let p = this.finalizing.get(id);
+    if (!p) {
+      p = this.doFinalize(id).finally(() => this.finalizing.delete(id));
+      this.finalizing.set(id, p);
+    }
+    return p;
+  }
+
+  private async doFinalize(id: string): Promise<ExitInfo | undefined> {
+    const meta = this.meta(id);
+    const ef = join(this.exitDir, id);
+    if (!meta) { rmSync(ef, { force: true }); return undefined; }
+    let code: number | undefined;
+    let finishedAt = new Date().toISOString();
+    try {
+      const txt = readFileSync(ef, 'utf8').trim();
+      code = Number.parseInt(txt, 10);
+      finishedAt = statSync(ef).mtime.toISOString();
+    } catch {
+      const st = await this.runcState(id);
+      if (st && (st.status === 'running' || st.status === 'created' || st.status === 'paused')) return undefined; // still alive
+      code = code ?? 255; // runc lost it and conmon wrote nothing (e.g. host reboot): unknown exit
+    }
+    if (code === undefined || Number.isNaN(code)) code = 255;
+    const oomKilled = oomKillCount(meta.cgroupsPath) > 0;
+    const info: ExitInfo = { exitCode: code, finishedAt, oomKilled };
+    this.writeJson(join(this.dir(id), 'exit.json'), info);
+    await run(this.runc, ['--root', this.runcRoot, 'delete', '-f', id], 15_000).catch(() => undefined);
+    await this.unmount(id);
+    rmSync(ef, { force: true });
+    return info;
+  }
+
+  private async unmount(id: string): Promise<void> {
+    const rootfs = join(this.dir(id), 'rootfs');
+    if (isMounted(rootfs)) await run('umount', ['-l', rootfs]).catch(() => undefined);
+    for (const sub of ['upper', 'work', 'rootfs']) rmSync(join(this.dir(id), sub), { recursive: true, force: true });
+  }
+
+  async info(id: string): Promise<ContainerInfo | undefined> {
+    const meta = this.meta(id);
+    if (!meta) return undefined;
+    const exit = this.exitFile(id);
+    if (exit) return { meta, state: 'exited', exit };
+    const st = await this.runcState(id);
+    if (!st || st.status === 'stopped') {
+      const e = await this.finalize(id);
+      return e ? { meta, state: 'exited', exit: e } : { meta, state: 'unknown' };
+    }
+    return { meta, state: st.status === 'created' ? 'created' : 'running', pid: st.pid };
+  }
+
+  /** Sends a signal to the container's init (no error if it has already exited). */
+  async kill(id: string, signal: 'SIGTERM' | 'SIGKILL' | string = 'SIGTERM'): Promise<void> {
+    await run(this.runc, ['--root', this.runcRoot, 'kill', id, signal], 10_000).catch(() => undefined);
+  }
+
+  /** Removes a container entirely (killing it first if it still runs). The log file is kept. */
+  async remove(id: string): Promise<void> {
+    const st = await this.runcState(id);
+    if (st && st.status !== 'stopped') {
+      await this.kill(id, 'SIGKILL');
+      await run(this.runc, ['--root', this.runcRoot, 'delete', '-f', id], 15_000).catch(() => undefined);
+    } else if (st) {
+      await run(this.runc, ['--root', this.runcRoot, 'delete', '-f', id], 15_000).catch(() => undefined);
+    }
+    await this.unmount(id);
+    rmSync(join(this.exitDir, id), { force: true });
+    rmSync(this.dir(id), { recursive: true, force: true });
+  }
+
+  /** Runs a command in a running container, collecting its output (for exec probes and hooks). */
+  exec(id: string, command: string[], timeoutMs: number): Promise<{ exitCode: number; output: string; timedOut: boolean }> {
+    return new Promise((resolve) => {
+      const child = spawn(this.runc, ['--root', this.runcRoot, 'exec', id, ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let timedOut = false;
+      const cap = (d: Buffer) => { if (out.length < 10240) out += d.toString(); };
+      child.stdout.on('data', cap);
+      child.stderr.on('data', cap);
+      const t = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+      child.on('error', (e) => { clearTimeout(t); resolve({ exitCode: 126, output: e.message, timedOut: false }); });
+      child.on('close', (code) => { clearTimeout(t); resolve({ exitCode: code ?? 137, output: out, timedOut }); });
+    });
+  }
+
+  close(): void { this.watcher?.close(); }
+}
+
+function isMounted(path: string): boolean {
+  try {
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+    return mounts.split('\n').some((l) => l.split(' ')[4] === path);
+  } catch { return false; }
+}
+
+/** The pod-level cgroup path segment for a pod UID (dashes are fine in cgroupfs names). */
+export function podCgroupPath(parent: string, podUID: string, containerId: string): string {
+  return `${parent.replace(/\/$/, '')}/pod${podUID}/${containerId}`;
+}
+
+/** Removes a pod's (now empty) cgroup directories in every hierarchy. */
+export function removePodCgroups(parent: string, podUID: string): void {
+  const rel = `${parent.replace(/^\//, '').replace(/\/$/, '')}/pod${podUID}`;
+  const roots = cgroupMode() === 'v2' ? ['/sys/fs/cgroup'] : readdirSafe('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c));
+  for (const r of roots) {
+    const p = join(r, rel);
+    if (!existsSync(p)) continue;
+    for (const child of readdirSafe(p)) {
+      try { if (statSync(join(p, child)).isDirectory()) rmdirQuiet(join(p, child)); } catch { /* gone */ }
+    }
+    rmdirQuiet(p);
+  }
+}
+
+/** Removes the agent's top-level cgroup parent (after every pod's is gone). */
+export function removeCgroupParent(parent: string): void {
+  const rel = parent.replace(/^\//, '').replace(/\/$/, '');
+  if (!rel) return;
+  const roots = cgroupMode() === 'v2' ? ['/sys/fs/cgroup'] : readdirSafe('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c));
+  for (const r of roots) {
+    const p = join(r, rel);
+    if (!existsSync(p)) continue;
+    for (const pod of readdirSafe(p)) {
+      const pp = join(p, pod);
+      try { if (!statSync(pp).isDirectory()) continue; } catch { continue; }
+      for (const c of readdirSafe(pp)) { try { if (statSync(join(pp, c)).isDirectory()) rmdirQuiet(join(pp, c)); } catch { /* gone */ } }
+      rmdirQuiet(pp);
+    }
+    rmdirQuiet(p);
+  }
+}
+
+/** An absolute path for a command name (conmon wants one for the runtime), searched in PATH and the sbin dirs. */
+export function findBinary(name: string): string {
+  if (name.includes('/')) return name;
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+  for (const d of dirs) { if (d && existsSync(join(d, name))) return join(d, name); }
+  return name;
+}
+
+function readdirSafe(p: string): string[] { try { return readdirSync(p); } catch { return []; } }
+/** cgroupfs directories are removed with rmdir(2) (their files cannot be unlinked). */
+function rmdirQuiet(p: string): void { try { rmdirSync(p); } catch { /* busy or gone */ } }

@@ -1,0 +1,221 @@
+// End to end with real containers: a kyb server (memory store) with the node agent running pods
+// through runc + conmon on a CNI bridge, driven by the real kubectl 1.32. Needs root, runc, conmon,
+// the CNI plugins and busybox-static (.ci/run installs them). Everything the test creates (pods,
+// containers, network namespaces, the bridge, cgroups, mounts) is removed at the end.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startCluster, KUBECTL, type TestCluster } from '../integration/cluster.js';
+import { startAgent, type RunningAgent, type AgentRunConfig } from '../../src/cli/agent.js';
+import { buildBusyboxImage } from '../../src/node/images/busybox.js';
+
+const canRun = process.getuid?.() === 0 && existsSync('/bin/busybox') && existsSync('/usr/lib/cni/bridge') && (() => {
+  try { execFileSync('runc', ['--version']); execFileSync('conmon', ['--version']); return true; } catch { return false; }
+})();
+
+const suffix = randomBytes(3).toString('hex');
+const octet = 200 + (parseInt(suffix, 16) % 50);
+let c: TestCluster;
+let agent: RunningAgent;
+let agentCfg: AgentRunConfig;
+const IMAGE = 'kyb.local/busybox:e2e';
+
+async function poll<T>(what: string, f: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try { const v = await f(); if (v !== undefined && v !== false) return v as T; } catch (e) { last = e; }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function podJson(name: string): Promise<any> {
+  return JSON.parse((await c.kubectl(['get', 'pod', name, '-o', 'json'])).stdout);
+}
+
+function applyPod(name: string, spec: Record<string, unknown>): Promise<unknown> {
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name }, spec: { terminationGracePeriodSeconds: 2, ...spec } };
+  return c.kubectl(['apply', '-f', '-'], { input: JSON.stringify(pod) });
+}
+
+before(async () => {
+  if (!canRun) return;
+  c = await startCluster(['--cluster-cidr', `10.${octet}.0.0/16`]);
+  agentCfg = {
+    server: `https://127.0.0.1:${c.server.api.port}`, caPem: c.server.caPem, token: c.server.token,
+    nodeName: `e2e-${suffix}`, dataDir: join(c.dir, 'agent'), runRoot: join(c.dir, 'run'), cgroupParent: `/kyb-e2e-${suffix}`,
+    bridge: `kybe${suffix}`, clusterDNS: ['10.43.0.10'], clusterDomain: 'cluster.local', backoffBaseMs: 3000, log: process.env.KYB_E2E_LOG ? (m: string) => process.stderr.write(`agent: ${m}\n`) : () => undefined,
+  };
+  const img = await buildBusyboxImage({ out: join(c.dir, 'busybox.tar'), ref: IMAGE, files: { '/www/index.html': 'hello from kyb e2e\n' } });
+  agent = await startAgent(agentCfg);
+  await agent.images.importArchive(img.path);
+});
+
+after(async () => {
+  if (!canRun) return;
+  await agent?.stop();
+  await agent?.cleanup();
+  await c?.stop();
+  const left = readdirSync('/run/netns').filter((n) => n.startsWith('kyb-'));
+  assert.deepEqual(left.filter((n) => n.includes(suffix)), []);
+  assert.ok(!execFileSync('ip', ['link', 'show']).toString().includes(`kybe${suffix}`), 'bridge removed');
+});
+
+test('the node registers and becomes Ready', { skip: !canRun && 'needs root, runc, conmon, CNI plugins, busybox' }, async () => {
+  await c.kubectl(['wait', '--for=condition=Ready', `node/e2e-${suffix}`, '--timeout=60s']);
+  const node = JSON.parse((await c.kubectl(['get', 'node', `e2e-${suffix}`, '-o', 'json'])).stdout);
+  assert.match(node.spec.podCIDR, new RegExp(`^10\\.${octet}\\.\\d+\\.0/24$`));
+  assert.equal(node.status.allocatable.pods, '110');
+  assert.match(node.status.nodeInfo.containerRuntimeVersion, /^runc:\/\//);
+  const wide = (await c.kubectl(['get', 'nodes', '-o', 'wide'])).stdout;
+  assert.match(wide, new RegExp(`e2e-${suffix}\\s+Ready`));
+});
+
+test('a deployment of an HTTP server runs, with pod IPs reachable from the host', { skip: !canRun && 'needs root' }, async () => {
+  await c.kubectl(['create', 'deployment', 'web', `--image=${IMAGE}`, '--replicas=2', '--port=8080', '--', '/bin/httpd', '-f', '-v', '-p', '8080', '-h', '/www']);
+  await c.kubectl(['rollout', 'status', 'deployment/web', '--timeout=90s']);
+  const pods = JSON.parse((await c.kubectl(['get', 'pods', '-l', 'app=web', '-o', 'json'])).stdout).items;
+  assert.equal(pods.length, 2);
+  for (const p of pods) {
+    assert.equal(p.status.phase, 'Running');
+    assert.match(p.status.podIP, new RegExp(`^10\\.${octet}\\.`));
+    assert.match(p.status.containerStatuses[0].containerID, /^runc:\/\/[0-9a-f]{64}$/);
+    const res = await fetch(`http://${p.status.podIP}:8080/`);
+    assert.equal(await res.text(), 'hello from kyb e2e\n');
+  }
+});
+
+test('logs, exec (plain, stdin, exit code, tty) and port-forward', { skip: !canRun && 'needs root' }, async () => {
+  await applyPod('talker', { containers: [{ name: 'main', image: IMAGE, command: ['/bin/sh', '-c', 'echo one; echo two >&2; exec /bin/httpd -f -p 8080 -h /www'] }] });
+  await c.kubectl(['wait', '--for=condition=Ready', 'pod/talker', '--timeout=60s']);
+  const logs = (await c.kubectl(['logs', 'talker'])).stdout;
+  assert.equal(logs, 'one\ntwo\n');
+  assert.equal((await c.kubectl(['logs', 'talker', '--tail=1'])).stdout, 'two\n');
+  assert.match((await c.kubectl(['logs', 'talker', '--timestamps'])).stdout, /^\d{4}-\d\d-\d\dT\S+ one$/m);
+  assert.equal((await c.kubectl(['exec', 'talker', '--', 'cat', '/etc/hostname'])).stdout, 'talker\n');
+  const failed = await c.kubectl(['exec', 'talker', '--', 'sh', '-c', 'exit 3'], { allowFail: true });
+  assert.equal(failed.code, 3);
+  assert.equal((await c.kubectl(['exec', '-i', 'talker', '--', 'cat'], { input: 'piped through\n' })).stdout, 'piped through\n');
+  // an interactive shell through a pseudo terminal (script(1) gives kubectl a tty)
+  const tty = execFileSync('script', ['-qec', `${KUBECTL} exec -it talker -- sh -c 'tty; echo cols=$(stty size)'`, '/dev/null'], {
+    env: c.env, input: '', timeout: 30_000,
+  }).toString();
+  assert.match(tty, /\/dev\/pts\/\d+/);
+  // port-forward to a random local port
+  const pf = spawn(KUBECTL, ['port-forward', 'pod/talker', ':8080'], { env: c.env });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      pf.stdout.on('data', (d: Buffer) => { out += d.toString(); const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out); if (m) resolve(Number(m[1])); });
+      pf.on('exit', (code) => reject(new Error(`port-forward exited ${code}`)));
+      setTimeout(() => reject(new Error(`no port-forward: ${out}`)), 20_000);
+    });
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    assert.equal(await res.text(), 'hello from kyb e2e\n');
+  } finally { pf.kill(); }
+});
+
+test('a killed container is restarted with a growing back-off', { skip: !canRun && 'needs root' }, async () => {
+  await applyPod('crasher', { containers: [{ name: 'main', image: IMAGE, command: ['/bin/sleep', '3600'] }] });
+  await c.kubectl(['wait', '--for=condition=Ready', 'pod/crasher', '--timeout=60s']);
+  const killMain = async (restarts: number) => {
+    const p = await podJson('crasher');
+    const id = p.status.containerStatuses[0].containerID.replace('runc://', '');
+    const state = JSON.parse(execFileSync('runc', ['--root', join(agentCfg.runRoot!, 'runc'), 'state', id]).toString());
+    process.kill(state.pid, 'SIGKILL');
+    return poll(`restart ${restarts}`, async () => {
+      const q = await podJson('crasher');
+      const s = q.status.containerStatuses[0];
+      return s.restartCount === restarts && s.state.running ? s : undefined;
+    });
+  };
+  const s1 = await killMain(1);
+  assert.equal(s1.lastState.terminated.exitCode, 137);
+  assert.equal(s1.lastState.terminated.reason, 'Error');
+  // the second restart waits out the back-off: the pod shows CrashLoopBackOff meanwhile
+  const p = await podJson('crasher');
+  const id = p.status.containerStatuses[0].containerID.replace('runc://', '');
+  const state = JSON.parse(execFileSync('runc', ['--root', join(agentCfg.runRoot!, 'runc'), 'state', id]).toString());
+  process.kill(state.pid, 'SIGKILL');
+  const waiting = await poll('CrashLoopBackOff', async () => {
+    const s = (await podJson('crasher')).status.containerStatuses[0];
+    return s.state.waiting?.reason === 'CrashLoopBackOff' ? s : undefined;
+  });
+  assert.match(waiting.state.waiting.message, /back-off \d+s restarting failed container=main pod=crasher_default/);
+  await poll('restart 2', async () => { const s = (await podJson('crasher')).status.containerStatuses[0]; return s.restartCount === 2 && s.state.running; });
+  const events = (await c.kubectl(['get', 'events', '--field-selector', 'involvedObject.name=crasher'])).stdout;
+  assert.match(events, /BackOff/);
+});
+
+test('liveness failure restarts; readiness failure keeps the pod unready', { skip: !canRun && 'needs root' }, async () => {
+  await applyPod('unlive', {
+    containers: [{
+      name: 'main', image: IMAGE, command: ['/bin/sh', '-c', 'touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 3600'],
+      livenessProbe: { exec: { command: ['cat', '/tmp/ok'] }, periodSeconds: 1, failureThreshold: 1 },
+    }],
+  });
+  await applyPod('unready', {
+    containers: [{ name: 'main', image: IMAGE, command: ['/bin/sleep', '3600'], readinessProbe: { tcpSocket: { port: 9999 }, periodSeconds: 1 } }],
+  });
+  await poll('liveness restart', async () => (await podJson('unlive')).status.containerStatuses?.[0]?.restartCount >= 1);
+  const ev = (await c.kubectl(['get', 'events', '--field-selector', 'involvedObject.name=unlive'])).stdout;
+  assert.match(ev, /Liveness probe failed/);
+  const u = await poll('unready running', async () => { const p = await podJson('unready'); return p.status.phase === 'Running' ? p : undefined; });
+  await new Promise((r) => setTimeout(r, 2500)); // several probe periods: it must stay unready
+  const u2 = await podJson('unready');
+  assert.equal(u2.status.conditions.find((x: any) => x.type === 'Ready').status, 'False');
+  assert.equal(u2.status.containerStatuses[0].ready, false);
+  void u;
+});
+
+test('exceeding the memory limit is reported as OOMKilled', { skip: !canRun && 'needs root' }, async () => {
+  await applyPod('hog', {
+    restartPolicy: 'Never',
+    containers: [{ name: 'main', image: IMAGE, command: ['/bin/sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo done'], resources: { limits: { memory: '16Mi' } } }],
+  });
+  const p = await poll('OOMKilled', async () => { const q = await podJson('hog'); return q.status.phase === 'Failed' ? q : undefined; });
+  assert.equal(p.status.containerStatuses[0].state.terminated.reason, 'OOMKilled');
+  assert.equal(p.status.containerStatuses[0].state.terminated.exitCode, 137);
+});
+
+test('a missing image goes to ImagePullBackOff with events', { skip: !canRun && 'needs root' }, async () => {
+  await applyPod('noimage', { containers: [{ name: 'main', image: 'kyb.local/does-not-exist:v1', imagePullPolicy: 'Never' }] });
+  await poll('ErrImageNeverPull', async () => (await podJson('noimage')).status.containerStatuses?.[0]?.state?.waiting?.reason === 'ErrImageNeverPull');
+  await applyPod('badpull', { containers: [{ name: 'main', image: '127.0.0.1:1/nothing:v1' }] });
+  await poll('ImagePullBackOff', async () => (await podJson('badpull')).status.containerStatuses?.[0]?.state?.waiting?.reason === 'ImagePullBackOff');
+  const ev = (await c.kubectl(['get', 'events', '--field-selector', 'involvedObject.name=badpull'])).stdout;
+  assert.match(ev, /Failed to pull image "127\.0\.0\.1:1\/nothing:v1"/);
+});
+
+test('a restarted agent finds its containers and does not restart them', { skip: !canRun && 'needs root' }, async () => {
+  const before = JSON.parse((await c.kubectl(['get', 'pods', '-l', 'app=web', '-o', 'json'])).stdout).items
+    .map((p: any) => [p.metadata.name, p.status.containerStatuses[0].containerID, p.status.containerStatuses[0].restartCount]).sort();
+  await agent.stop();
+  agent = await startAgent(agentCfg);
+  // give the new agent a few resyncs, then nothing may have changed
+  await poll('node heartbeat', async () => {
+    const l = JSON.parse((await c.kubectl(['get', 'lease', '-n', 'kube-node-lease', `e2e-${suffix}`, '-o', 'json'])).stdout);
+    return Date.now() - Date.parse(l.spec.renewTime) < 3000;
+  });
+  await new Promise((r) => setTimeout(r, 3000));
+  const afterIds = JSON.parse((await c.kubectl(['get', 'pods', '-l', 'app=web', '-o', 'json'])).stdout).items
+    .map((p: any) => [p.metadata.name, p.status.containerStatuses[0].containerID, p.status.containerStatuses[0].restartCount]).sort();
+  assert.deepEqual(afterIds, before);
+  for (const p of JSON.parse((await c.kubectl(['get', 'pods', '-l', 'app=web', '-o', 'json'])).stdout).items) {
+    const res = await fetch(`http://${p.status.podIP}:8080/`);
+    assert.equal(res.status, 200);
+  }
+});
+
+test('deleting pods stops their containers and frees their network', { skip: !canRun && 'needs root' }, async () => {
+  await c.kubectl(['delete', 'deployment', 'web', '--wait=true']);
+  await c.kubectl(['delete', 'pods', '--all', '--wait=true', '--timeout=60s']);
+  await poll('no containers', async () => agent.agent.runtime.list().length === 0);
+  const left = readdirSync('/run/netns').filter((n) => n.startsWith('kyb-'));
+  const uids = new Set(left.map((n) => n.slice(4)));
+  assert.equal([...uids].filter((u) => agent.agent.pods.knownPodUIDs().has(u)).length, 0);
+});
