@@ -50,19 +50,16 @@ export interface RunningAgent {
   cleanup(): Promise<void>;
 }
 
-export async function startAgent(cfg: AgentRunConfig): Promise<RunningAgent> {
-  const log = cfg.log ?? ((m: string) => process.stderr.write(`kyb agent: ${m}\n`));
-  if (!cfg.skipPreflight) {
-    const pf = await preflight();
-    if (!pf.ok) throw new Error(`the node agent cannot run on this host:\n${formatPreflight(pf)}`);
-  }
+interface BuiltAgent { agent: Agent; images: ImageStore; prober: Prober; client: RestClient; nodeName: string }
+
+async function buildAgent(cfg: AgentRunConfig, log: (m: string) => void, importImages: boolean): Promise<BuiltAgent> {
   const dataDir = cfg.dataDir;
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const nodeName = cfg.nodeName ?? hostname().toLowerCase();
-  const client = new RestClient({ server: cfg.server, caPem: cfg.caPem, token: cfg.token, userAgent: `kyb-agent/${nodeName}`, qps: 200, burst: 400 });
+  const client = new RestClient({ server: cfg.server || 'https://127.0.0.1:1' /* cleanup needs no server */, caPem: cfg.caPem, token: cfg.token, userAgent: `kyb-agent/${nodeName}`, qps: 200, burst: 400 });
   const images = new ImageStore({ root: join(dataDir, 'images'), registriesConfig: cfg.registriesConfig ?? (existsSync('/etc/kybernetes/registries.yaml') ? '/etc/kybernetes/registries.yaml' : undefined) });
   const importDir = join(dataDir, 'images', 'import');
-  if (existsSync(importDir)) {
+  if (importImages && existsSync(importDir)) {
     for (const r of await images.importDirectory(importDir)) {
       if (r.error) log(`import ${r.file}: ${r.error}`); else log(`imported ${r.refs.join(', ')} from ${r.file}`);
     }
@@ -98,6 +95,24 @@ export async function startAgent(cfg: AgentRunConfig): Promise<RunningAgent> {
     clusterDNS: cfg.clusterDNS ?? ['10.43.0.10'], clusterDomain: cfg.clusterDomain ?? 'cluster.local',
     podCIDR: cfg.podCIDR, labels: cfg.labels, backoffBaseMs: cfg.backoffBaseMs, parts, log,
   });
+  return { agent, images, prober, client, nodeName };
+}
+
+/** Stops and removes everything an agent with this configuration made; needs no API server. */
+export async function cleanupAgent(cfg: AgentRunConfig): Promise<void> {
+  const b = await buildAgent(cfg, cfg.log ?? (() => undefined), false);
+  await b.agent.cleanup();
+  b.client.close();
+}
+
+export async function startAgent(cfg: AgentRunConfig): Promise<RunningAgent> {
+  const log = cfg.log ?? ((m: string) => process.stderr.write(`kyb agent: ${m}\n`));
+  if (!cfg.skipPreflight) {
+    const pf = await preflight();
+    if (!pf.ok) throw new Error(`the node agent cannot run on this host:\n${formatPreflight(pf)}`);
+    for (const ch of pf.checks) if (!ch.ok) log(`preflight: ${ch.name}: ${ch.detail}${ch.fix ? ` (fix: ${ch.fix})` : ''}`);
+  }
+  const { agent, images, prober, client, nodeName } = await buildAgent(cfg, log, true);
   const ac = new AbortController();
   const streaming = startStreaming({ agent, server: cfg.server, caPem: cfg.caPem, token: cfg.token, nodeName, signal: ac.signal, log });
   const done = agent.run(ac.signal).catch((e) => log(`stopped: ${(e as Error).stack ?? e}`));
@@ -115,8 +130,7 @@ export async function startAgent(cfg: AgentRunConfig): Promise<RunningAgent> {
     agent, images, stop,
     async cleanup() {
       await stop();
-      await agent!.cleanup();
-      void network;
+      await agent.cleanup();
     },
   };
 }
@@ -142,16 +156,17 @@ export async function runAgentCommand(argv: string[]): Promise<void> {
   if (f.help) { process.stdout.write(usage('agent', agentFlags)); return; }
   const server = f.server as string | undefined;
   const token = f.token as string | undefined;
-  if (!server || !token) throw new Error('kyb agent needs --server URL and --token TOKEN');
+  if ((!server || !token) && !f.cleanup) throw new Error('kyb agent needs --server URL and --token TOKEN');
   const base = (f['data-dir'] as string | undefined) ?? (process.getuid?.() === 0 ? '/var/lib/kybernetes' : join(process.env.HOME ?? '.', '.kybernetes'));
   const labels = Object.fromEntries((f['node-label'] as string[]).map((kv) => { const i = kv.indexOf('='); return [kv.slice(0, i), kv.slice(i + 1)]; }));
-  const a = await startAgent({
-    server, token, caPem: f['ca-file'] ? readFileSync(f['ca-file'] as string, 'utf8') : undefined,
+  const acfg: AgentRunConfig = {
+    server: server ?? '', token: token ?? '', caPem: f['ca-file'] ? readFileSync(f['ca-file'] as string, 'utf8') : undefined,
     dataDir: join(base, 'agent'), nodeName: f['node-name'] as string | undefined, labels,
     clusterDNS: [f['cluster-dns'] as string], clusterDomain: f['cluster-domain'] as string,
     podCIDR: f['pod-cidr'] as string | undefined, registriesConfig: f['private-registry'] as string | undefined,
-  });
-  if (f.cleanup) { await a.cleanup(); return; }
+  };
+  if (f.cleanup) { await cleanupAgent(acfg); return; }
+  const a = await startAgent(acfg);
   await new Promise<void>((resolve) => {
     const stop = () => { void a.stop().then(resolve); };
     process.once('SIGTERM', stop);

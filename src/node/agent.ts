@@ -8,7 +8,7 @@
 //          pod informer (spec.nodeName=<node>) → work queue → PodManager.sync (one pod at a time per key)
 //          conmon exit files → the owning pod is synced · periodic resync of every pod (10 s)
 import { setMaxListeners } from 'node:events';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -16,7 +16,7 @@ import type { Node, NodeCondition, Pod } from 'kubernetes-types/core/v1.js';
 import type { KObject } from '../api/types.js';
 import { errors, isStatusError } from '../machinery/status.js';
 import { EventRecorder, Informer, RestClient, WorkQueue, runWorkers, type ResourceRef } from '../client/index.js';
-import { Runtime } from './runtime/runtime.js';
+import { Runtime, removeCgroupParent } from './runtime/runtime.js';
 import { PodManager, type PodObj, type NetworkService, type ImageService, type VolumeService, type ProbeService, type EnvResolver, type SubPathResolver } from './pods/pod-manager.js';
 import type { ExecProcess, LogSource, StreamingBackend } from './streaming/backend.js';
 
@@ -108,6 +108,7 @@ export class Agent implements StreamingBackend {
     const podCIDR = await this.waitForPodCIDR(node, signal);
     if (signal.aborted) return;
     this.network = this.o.parts.network(podCIDR);
+    writeFileSync(join(this.o.dataDir, 'pod-cidr'), podCIDR); // for an offline cleanup
     await this.writeNodeStatus(true).catch((e) => this.log(`node status: ${(e as Error).message}`));
 
     this.informer.addEventHandler({
@@ -147,8 +148,15 @@ export class Agent implements StreamingBackend {
 
   /** Stops every pod of this agent and removes their containers, networks, volumes, cgroups. */
   async cleanup(): Promise<void> {
+    if (!this.network) {
+      // not running (kyb agent --cleanup): the network as it was made, from the saved pod CIDR
+      let cidr: string | undefined;
+      try { cidr = readFileSync(join(this.o.dataDir, 'pod-cidr'), 'utf8').trim(); } catch { /* never had one */ }
+      if (cidr) this.network = this.o.parts.network(cidr);
+    }
     await this.pods.cleanupAll();
     await this.network?.cleanup?.();
+    removeCgroupParent(this.o.cgroupParent);
   }
 
   // ---------------------------------------------------------------------------------------- node
