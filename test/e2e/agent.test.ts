@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startCluster, KUBECTL, type TestCluster } from '../integration/cluster.js';
 import { startAgent, type RunningAgent, type AgentRunConfig } from '../../src/cli/agent.js';
-import { buildBusyboxImage } from '../../src/node/images/busybox.js';
+import { buildBusyboxImage, busyboxRootfs } from '../../src/node/images/busybox.js';
+import { makeImage } from '../../src/node/images/testing/fixtures.js';
+import { startRegistry } from './registry.js';
 
 const canRun = process.getuid?.() === 0 && existsSync('/bin/busybox') && existsSync('/usr/lib/cni/bridge') && (() => {
   try { execFileSync('runc', ['--version']); execFileSync('conmon', ['--version']); return true; } catch { return false; }
@@ -189,6 +191,28 @@ test('a missing image goes to ImagePullBackOff with events', { skip: !canRun && 
   await poll('ImagePullBackOff', async () => (await podJson('badpull')).status.containerStatuses?.[0]?.state?.waiting?.reason === 'ImagePullBackOff');
   const ev = (await c.kubectl(['get', 'events', '--field-selector', 'involvedObject.name=badpull'])).stdout;
   assert.match(ev, /Failed to pull image "127\.0\.0\.1:1\/nothing:v1"/);
+});
+
+test('pull from a local registry with basic auth and an imagePullSecret', { skip: !canRun && 'needs root' }, async () => {
+  const reg = await startRegistry({ auth: 'htpasswd', users: { puller: 's3cret' } });
+  try {
+    const img = makeImage({ layers: [await busyboxRootfs({ files: { '/www/index.html': 'from the registry\n' } })], cmd: ['/bin/httpd', '-f', '-p', '8080', '-h', '/www'] });
+    await reg.pushImage('e2e/web', 'v1', img);
+    const image = `${reg.host}/e2e/web:v1`;
+    await c.kubectl(['create', 'secret', 'docker-registry', 'regcred', `--docker-server=${reg.host}`, '--docker-username=puller', '--docker-password=s3cret']);
+    await applyPod('nosecret', { containers: [{ name: 'main', image }] });
+    await applyPod('pulled', { imagePullSecrets: [{ name: 'regcred' }], containers: [{ name: 'main', image }] });
+    await c.kubectl(['wait', '--for=condition=Ready', 'pod/pulled', '--timeout=60s']);
+    const p = await podJson('pulled');
+    assert.equal(await (await fetch(`http://${p.status.podIP}:8080/`)).text(), 'from the registry\n');
+    assert.equal(p.status.containerStatuses[0].imageID, `${reg.host}/e2e/web@${img.manifestDigest}`);
+    await poll('no secret: pull refused', async () => /ErrImagePull|ImagePullBackOff/.test((await podJson('nosecret')).status.containerStatuses?.[0]?.state?.waiting?.reason ?? ''));
+    const ev = (await c.kubectl(['get', 'events', '--field-selector', 'involvedObject.name=nosecret'])).stdout;
+    assert.match(ev, /Failed to pull image/);
+  } finally {
+    await c.kubectl(['delete', 'pod', 'nosecret', 'pulled', '--wait=false'], { allowFail: true });
+    await reg.stop();
+  }
 });
 
 test('a restarted agent finds its containers and does not restart them', { skip: !canRun && 'needs root' }, async () => {
