@@ -4,7 +4,7 @@
 // streaming tunnel to the API server.
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statfsSync } from 'node:fs';
 import { RestClient } from '../client/index.js';
 import { Agent, type AgentParts } from '../node/agent.js';
 import { ImageStore } from '../node/images/index.js';
@@ -87,6 +87,17 @@ async function buildAgent(cfg: AgentRunConfig, log: (m: string) => void, importI
     netns: { create: createNetns, remove: deleteNetns },
     hostStatus: () => hostInfoSync({ dataDir, hostname: nodeName }),
     pressure: () => nodePressure(dataDir),
+    imageGC: async (inUse) => {
+      // free space down to 80 % use (the kubelet's image-gc-low-threshold)
+      const st = statfsSync(join(dataDir, 'images'));
+      const total = st.blocks * st.bsize;
+      const used = total - st.bavail * st.bsize;
+      const toFree = Math.max(0, used - 0.8 * total);
+      if (toFree > 0) {
+        const r = await images.gc(inUse, toFree);
+        if (r.removedImages.length) log(`image gc freed ${r.freedBytes} bytes: ${r.removedImages.join(', ')}`);
+      }
+    },
     exec: (runcRoot, id, command, opts) => runcExec({ runc: agent!.runtime.runc, root: runcRoot, id, command, tty: opts.tty, stdin: opts.stdin }),
   };
   agent = new Agent({

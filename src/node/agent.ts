@@ -38,6 +38,8 @@ export interface AgentParts {
   hostStatus(): Pick<NonNullable<Node['status']>, 'capacity' | 'allocatable' | 'addresses' | 'nodeInfo'>;
   /** pressure conditions: true = under pressure */
   pressure?(): { memory: boolean; disk: boolean; pid: boolean };
+  /** frees image space when the disk is under pressure; inUse = image IDs of existing containers */
+  imageGC?(inUse: Set<string>): Promise<void>;
   /** exec in a container for kubectl exec (runc exec with pipes or a pty) */
   exec?(runcRoot: string, id: string, command: string[], opts: { tty: boolean; stdin: boolean }): ExecProcess;
 }
@@ -249,8 +251,16 @@ export class Agent implements StreamingBackend {
     ];
   }
 
+  private gcRunning = false;
+
   private async writeNodeStatus(force: boolean): Promise<void> {
     const conds = this.conditions();
+    if (conds.find((c) => c.type === 'DiskPressure')?.status === 'True' && this.o.parts.imageGC && !this.gcRunning) {
+      // as the kubelet's image GC: unused images go first when the disk fills up
+      this.gcRunning = true;
+      const inUse = new Set(this.runtime.list().map((m) => m.imageId));
+      void this.o.parts.imageGC(inUse).catch((e) => this.log(`image gc: ${(e as Error).message}`)).finally(() => { this.gcRunning = false; });
+    }
     const sig = JSON.stringify(conds.map((c) => [c.type, c.status]));
     if (sig !== this.lastConditions) { this.readyConditionSince = nowSec(); for (const c of conds) c.lastTransitionTime = this.readyConditionSince; }
     if (!force && sig === this.lastConditions && Date.now() - this.lastStatusWrite < 60_000) return;
