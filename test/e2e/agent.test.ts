@@ -139,7 +139,6 @@ test('init containers, env and volumes from a ConfigMap, emptyDir, downward API,
   const p = await podJson('wired');
   assert.equal(p.status.initContainerStatuses[0].state.terminated.reason, 'Completed');
   const run = async (cmd: string) => (await c.kubectl(['exec', 'wired', '--', '/bin/sh', '-c', cmd])).stdout;
-  // exec needs the streaming path; fall back to the container's own view through the runtime when absent
   const out = await run('cat /work/state; echo "$GREETING|$POD|$CFG_color"; cat /etc/cfg/color; echo; id -u; cat /etc/info/labels; echo; grep nameserver /etc/resolv.conf');
   assert.match(out, /^prepared\nhi there\|wired\|blue\nblue\n65534\n/);
   assert.match(out, /nameserver 10\.43\.0\.10/);
