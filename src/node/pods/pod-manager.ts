@@ -249,7 +249,7 @@ export class PodManager {
             this.o.recorder.event(pod, 'Normal', 'Killing', `Container ${c.name} definition changed, will be restarted`);
             this.killContainer(pod, r, c, cur.meta.id);
           }
-          this.ensureProbes(pod, r, c, cur);
+          this.ensureProbes(pod, r, c, cur.meta.id);
           continue;
         }
         // exited
@@ -397,6 +397,8 @@ export class PodManager {
       await this.o.runtime.start(id);
       this.o.recorder.event(pod, 'Normal', 'Started', `Started container ${c.name}`);
       r.waiting.delete(c.name);
+      // readiness without a probe is known at once; probes start now rather than on the next sync
+      if (!init) this.ensureProbes(pod, r, c, id);
     } catch (e) {
       const msg = (e as Error).message;
       r.waiting.set(c.name, { reason: 'RunContainerError', message: msg });
@@ -470,16 +472,16 @@ export class PodManager {
     })().catch((e) => this.log(`kill ${id}: ${(e as Error).message}`));
   }
 
-  private ensureProbes(pod: PodObj, r: PodRecord, c: Container, cur: ContainerInfo): void {
-    const id = cur.meta.id;
+  private ensureProbes(pod: PodObj, r: PodRecord, c: Container, id: string): void {
     if (r.probes.has(id) || r.killing.has(id)) return;
     const handles: ProbeHandle[] = [];
     r.probes.set(id, handles);
     const probes = this.o.probes;
     const startReadinessAndLiveness = () => {
+      const first = !r.started.get(id);
       r.started.set(id, true);
       if (!c.readinessProbe) r.ready.set(id, true);
-      this.o.enqueue(podKey(pod));
+      if (!first || c.startupProbe) this.o.enqueue(podKey(pod));
       if (!probes) { r.ready.set(id, true); return; }
       if (c.readinessProbe) {
         handles.push(probes.add(`${id}/readiness`, { probe: c.readinessProbe, kind: 'readiness', podIP: r.sandbox!.ip, container: c, containerId: id }, (res) => {

@@ -263,6 +263,9 @@ export class Runtime {
     } catch {
       const st = await this.runcState(id);
       if (st && (st.status === 'running' || st.status === 'created' || st.status === 'paused')) return undefined; // still alive
+      // stopped, but conmon (the subreaper) may not have written the exit file yet: wait for it
+      if (this.conmonAlive(id)) return undefined;
+      try { code = Number.parseInt(readFileSync(ef, 'utf8').trim(), 10); finishedAt = statSync(ef).mtime.toISOString(); } catch { /* none */ }
       code = code ?? 255; // runc lost it and conmon wrote nothing (e.g. host reboot): unknown exit
     }
     if (code === undefined || Number.isNaN(code)) code = 255;
@@ -273,6 +276,17 @@ export class Runtime {
     await this.unmount(id);
     rmSync(ef, { force: true });
     return info;
+  }
+
+  /** Whether the container's conmon still runs (it writes the exit file just before it exits). */
+  private conmonAlive(id: string): boolean {
+    try {
+      const pid = Number.parseInt(readFileSync(join(this.dir(id), 'conmon.pid'), 'utf8').trim(), 10);
+      if (!pid) return false;
+      process.kill(pid, 0);
+      // a zombie or a reused pid is not our conmon
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(id);
+    } catch { return false; }
   }
 
   private async unmount(id: string): Promise<void> {
