@@ -12,6 +12,8 @@ import { Registry, NAMESPACE_DEF } from './registry.js';
 import { Discovery } from './discovery.js';
 import { ApiHandler, type HandlerOptions } from './handler.js';
 import { Authenticator, type UserInfo } from './auth.js';
+import { TunnelServer } from './tunnel.js'; // streaming: node tunnels
+import { StreamingProxy } from './streaming-proxy.js'; // streaming: pods/log|exec|attach|portforward
 
 export interface ApiServerOptions {
   store: Store;
@@ -33,6 +35,8 @@ export interface ApiServer {
   registry: Registry;
   handler: ApiHandler;
   server: Server;
+  /** node agents' tunnels (streaming: logs, exec, attach, port-forward) */
+  tunnels: TunnelServer;
   close(): Promise<void>;
 }
 
@@ -48,13 +52,18 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const host = opts.host ?? '127.0.0.1';
   const discovery = new Discovery(resources, { autoscaling: 'v2' }, `${host}:${opts.port ?? 6443}`);
   let ready = false;
-  const handler = new ApiHandler({ registry, discovery, auth, subresourceHandlers: opts.subresourceHandlers, ready: () => ready });
+  // streaming: pod log/exec/attach/portforward are proxied to the pod's node agent over its tunnel
+  const tunnels = new TunnelServer();
+  const streaming = new StreamingProxy({ registry, tunnels, auth });
+  const subresourceHandlers = { ...streaming.subresourceHandlers, ...opts.subresourceHandlers };
+  const handler = new ApiHandler({ registry, discovery, auth, subresourceHandlers, ready: () => ready });
   const server: Server = opts.tls
     ? (createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.clientCa, requestCert: !!opts.tls.clientCa, rejectUnauthorized: false }, handler.handle) as unknown as Server)
     : createHttpServer(handler.handle);
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 0; // watches are long
+  server.on('upgrade', streaming.handleUpgrade); // streaming: node tunnels, exec/attach/portforward upgrades
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 6443, host, () => { server.off('error', reject); resolve(); });
@@ -64,9 +73,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const port = (server.address() as AddressInfo).port;
   const url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return {
-    url, port, registry, handler, server,
+    url, port, registry, handler, server, tunnels,
     async close() {
       handler.closeWatches();
+      streaming.close(); // upgraded connections are not closed by server.close()
+      tunnels.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections?.();

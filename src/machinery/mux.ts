@@ -23,6 +23,9 @@ import { Duplex } from 'node:stream';
 import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
 
+/** where a node agent dials the API server to open its tunnel: `wss://<apiserver>/kyb/v1/node-tunnel?node=<name>` */
+export const NODE_TUNNEL_PATH = '/kyb/v1/node-tunnel';
+
 export const MuxOp = { OPEN: 1, DATA: 2, END: 3, RESET: 4, WINDOW: 5 } as const;
 
 /** bytes a sender may have in flight per stream before the receiver returns credit */

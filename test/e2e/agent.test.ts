@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startCluster, KUBECTL, type TestCluster } from '../integration/cluster.js';
@@ -59,11 +59,9 @@ before(async () => {
 
 after(async () => {
   if (!canRun) return;
-  await agent?.stop();
-  await agent?.cleanup();
-  await c?.stop();
-  const left = readdirSync('/run/netns').filter((n) => n.startsWith('kyb-'));
-  assert.deepEqual(left.filter((n) => n.includes(suffix)), []);
+  try { await agent?.cleanup(); } finally { await c?.stop(); }
+  assert.deepEqual(agent.agent.runtime.list(), [], 'no containers left');
+  assert.ok(!existsSync(`/sys/fs/cgroup/memory${agentCfg.cgroupParent}`), 'pod cgroups removed');
   assert.ok(!execFileSync('ip', ['link', 'show']).toString().includes(`kybe${suffix}`), 'bridge removed');
 });
 
@@ -142,6 +140,24 @@ test('init containers, env and volumes from a ConfigMap, emptyDir, downward API,
   const out = await run('cat /work/state; echo "$GREETING|$POD|$CFG_color"; cat /etc/cfg/color; echo; id -u; cat /etc/info/labels; echo; grep nameserver /etc/resolv.conf');
   assert.match(out, /^prepared\nhi there\|wired\|blue\nblue\n65534\n/);
   assert.match(out, /nameserver 10\.43\.0\.10/);
+});
+
+test('postStart and preStop hooks run; deletion is graceful', { skip: !canRun && 'needs root' }, async () => {
+  const hostDir = join(c.dir, 'hooks');
+  await applyPod('hooked', {
+    terminationGracePeriodSeconds: 10,
+    volumes: [{ name: 'host', hostPath: { path: hostDir, type: 'DirectoryOrCreate' } }],
+    containers: [{
+      name: 'main', image: IMAGE, command: ['/bin/sh', '-c', 'trap "echo term > /host/sigterm; exit 0" TERM; while :; do sleep 1; done'],
+      volumeMounts: [{ name: 'host', mountPath: '/host' }],
+      lifecycle: { postStart: { exec: { command: ['/bin/sh', '-c', 'echo started > /host/poststart'] } }, preStop: { exec: { command: ['/bin/sh', '-c', 'echo stopping > /host/prestop'] } } },
+    }],
+  });
+  await c.kubectl(['wait', '--for=condition=Ready', 'pod/hooked', '--timeout=60s']);
+  await poll('postStart', async () => existsSync(join(hostDir, 'poststart')));
+  await c.kubectl(['delete', 'pod', 'hooked', '--wait=true', '--timeout=30s']);
+  assert.equal(readFileSync(join(hostDir, 'prestop'), 'utf8'), 'stopping\n');
+  assert.equal(readFileSync(join(hostDir, 'sigterm'), 'utf8'), 'term\n');
 });
 
 test('a killed container is restarted with a growing back-off', { skip: !canRun && 'needs root' }, async () => {
