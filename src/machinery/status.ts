@@ -38,7 +38,7 @@ export class StatusError extends Error {
 /** A field error as upstream's field.Error: `spec.containers[0].image: Required value`. */
 export interface FieldError {
   type: 'FieldValueRequired' | 'FieldValueInvalid' | 'FieldValueNotSupported' | 'FieldValueDuplicate'
-    | 'FieldValueForbidden' | 'FieldValueTooLong' | 'FieldValueTooMany' | 'FieldValueTypeInvalid';
+    | 'FieldValueForbidden' | 'FieldValueTooLong' | 'FieldValueTooMany' | 'FieldValueTypeInvalid' | 'FieldValueNotFound';
   field: string;
   /** the full detail text, e.g. `Required value` or `Invalid value: "x": must be ...` */
   message: string;
@@ -56,6 +56,7 @@ export const field = {
   invalid: (f: string, value: unknown, detail = ''): FieldError => ({ type: 'FieldValueInvalid', field: f, message: `Invalid value: ${q(value)}${detail ? `: ${detail}` : ''}` }),
   notSupported: (f: string, value: unknown, valid: string[]): FieldError => ({ type: 'FieldValueNotSupported', field: f, message: `Unsupported value: ${q(value)}: supported values: ${valid.map((v) => JSON.stringify(v)).join(', ')}` }),
   duplicate: (f: string, value: unknown): FieldError => ({ type: 'FieldValueDuplicate', field: f, message: `Duplicate value: ${q(value)}` }),
+  notFound: (f: string, value: unknown): FieldError => ({ type: 'FieldValueNotFound', field: f, message: `Not found: ${q(value)}` }),
   forbidden: (f: string, detail: string): FieldError => ({ type: 'FieldValueForbidden', field: f, message: `Forbidden: ${detail}` }),
   tooLong: (f: string, max: number): FieldError => ({ type: 'FieldValueTooLong', field: f, message: `Too long: may not be more than ${max} bytes` }),
   typeInvalid: (f: string, value: unknown, detail: string): FieldError => ({ type: 'FieldValueTypeInvalid', field: f, message: `Invalid value: ${q(value)}: ${detail}` }),
