@@ -31,10 +31,7 @@ const immutableMsg = 'field is immutable';
 function invalidRaw(f: string, printed: string, detail: string): FieldError {
   return { type: 'FieldValueInvalid', field: f, message: `Invalid value: ${printed}: ${detail}` };
 }
-/** field.NotFound (`Not found: "x"`). FieldError's type union lacks 'FieldValueNotFound'; see report. */
-function notFound(f: string, value: string): FieldError {
-  return { type: 'FieldValueNotFound' as FieldError['type'], field: f, message: `Not found: ${JSON.stringify(value)}` };
-}
+const notFound = field.notFound;
 function nonNegative(v: unknown, path: string): FieldError[] {
   return typeof v === 'number' && v < 0 ? [field.invalid(path, v, negativeMsg)] : [];
 }
