@@ -56,6 +56,8 @@ const TARGET_P50 = 150;
 const TARGET_P99 = 500;
 
 const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
+/** a deadline for Promise.race that does not keep the process alive once the race is decided */
+const deadline = (n: number) => new Promise((r) => setTimeout(r, n).unref());
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
 // =================================================================================== agent child
@@ -139,7 +141,7 @@ async function stopProcess(p: ChildProcess, graceMs = 10_000): Promise<void> {
   if (exited(p)) return;
   const gone = new Promise((r) => p.once('exit', r));
   p.kill('SIGTERM');
-  await Promise.race([gone, sleep(graceMs)]);
+  await Promise.race([gone, deadline(graceMs)]);
   if (!exited(p)) { p.kill('SIGKILL'); await gone; }
 }
 
@@ -196,6 +198,44 @@ function rssMb(pid: number | undefined): number {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : NaN;
   } catch { return NaN; }
+}
+
+let clkTck = 100;
+/** CPU seconds of a process: user + system, plus that of the children it has waited for (runc, CNI, ip, mount) */
+function procCpu(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / clkTck;
+  } catch { return NaN; }
+}
+/** busy CPU seconds of the whole machine (all cores), from /proc/stat */
+function machineCpu(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f as number[];
+  return (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / clkTck;
+}
+/** CPU seconds (user + system, own only) of every process, by pid, with its command name */
+function allProcCpu(): Map<number, { comm: string; cpu: number }> {
+  const out = new Map<number, { comm: string; cpu: number }>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(') ') + 2).split(' ');
+      out.set(Number(d), { comm: st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')), cpu: (Number(f[11]) + Number(f[12])) / clkTck });
+    } catch { /* gone */ }
+  }
+  return out;
+}
+function topCpu(a: Map<number, { comm: string; cpu: number }>, b: Map<number, { comm: string; cpu: number }>, n = 6): string {
+  return [...b].map(([pid, v]) => ({ pid, comm: v.comm, d: v.cpu - (a.get(pid)?.cpu ?? 0) })).filter((x) => x.d > 0)
+    .sort((x, y) => y.d - x.d).slice(0, n).map((x) => `${x.comm}[${x.pid}] ${(x.d * 1000).toFixed(0)} ms`).join(', ');
+}
+interface Cpu { machine: number; agent: number; server: number }
+function cpuNow(c: { agent?: Proc; server: Proc }): Cpu { return { machine: machineCpu(), agent: procCpu(c.agent?.proc.pid), server: procCpu(c.server.proc.pid) }; }
+/** CPU milliseconds between two samples, divided by n */
+function cpuPer(a: Cpu, b: Cpu, n: number): Cpu {
+  return { machine: ((b.machine - a.machine) * 1000) / n, agent: ((b.agent - a.agent) * 1000) / n, server: ((b.server - a.server) * 1000) / n };
 }
 
 /** pids whose command line has `needle` in it, and whose program name is `prog` */
@@ -284,7 +324,7 @@ async function agentCleanup(c: Cluster): Promise<void> {
   if (a && !exited(a) && c.agentMode === 'startAgent child' && a.connected) {
     const done = new Promise<void>((r) => { a.once('exit', () => r()); a.on('message', (m) => { if (m === 'cleanup-done') r(); }); });
     a.send('cleanup');
-    await Promise.race([done, sleep(90_000)]);
+    await Promise.race([done, deadline(90_000)]);
     await stopProcess(a);
     return;
   }
@@ -402,17 +442,32 @@ interface KybRound {
   burst: Lat; burstBind: Lat; burstAgent: Lat; burstRate: number; burstSecs: number;
   rssSeq: number; rssBurst: number; rssAfter: number; conmonMb: number;
   deleteSeq: number; deleteBurst: number;
+  cpuSeq: Cpu; cpuBurst: Cpu;
+  /** CPU (ms per second) with the pods running and nothing to do: one resync period */
+  cpuIdle?: Cpu;
 }
+
+const IDLE_CPU_SECONDS = 10;
 
 async function kybRound(c: Cluster, w: PodWatch, r: number): Promise<KybRound> {
   // one at a time
   const seqNames = Array.from({ length: N }, (_, i) => `s${r}-${i}`);
+  const cpu0 = cpuNow(c);
   for (const n of seqNames) {
     await createPod(c, w, n);
     await w.until([n], 'running', 60_000);
   }
+  const cpuSeq = cpuPer(cpu0, cpuNow(c), N);
   await sleep(1000);
   const rssSeq = rssMb(c.agent!.proc.pid);
+  let cpuIdle: Cpu | undefined;
+  if (r === 0) {
+    const i0 = cpuNow(c);
+    const p0 = args.verbose ? allProcCpu() : undefined;
+    await sleep(IDLE_CPU_SECONDS * 1000);
+    cpuIdle = cpuPer(i0, cpuNow(c), IDLE_CPU_SECONDS);
+    if (p0) log(`busiest processes while idle with ${N} pods: ${topCpu(p0, allProcCpu())}`);
+  }
   const conmons = pidsOf('conmon', names.runDir);
   const conmonMb = conmons.reduce((a, p) => a + rssMb(p), 0) / Math.max(1, conmons.length);
   const get = (n: string) => w.times.get(n)!;
@@ -423,9 +478,11 @@ async function kybRound(c: Cluster, w: PodWatch, r: number): Promise<KybRound> {
 
   // a burst
   const burstNames = Array.from({ length: N }, (_, i) => `b${r}-${i}`);
+  const b0 = cpuNow(c);
   const t0 = performance.now();
   await Promise.all(burstNames.map((n) => createPod(c, w, n)));
   await w.until(burstNames, 'running', 180_000);
+  const cpuBurst = cpuPer(b0, cpuNow(c), N);
   const last = Math.max(...burstNames.map((n) => get(n).running!));
   await sleep(1000);
   const rssBurst = rssMb(c.agent!.proc.pid);
@@ -436,7 +493,7 @@ async function kybRound(c: Cluster, w: PodWatch, r: number): Promise<KybRound> {
   await sleep(1000);
   const rssAfter = rssMb(c.agent!.proc.pid);
   const burstSecs = (last - t0) / 1000;
-  return { seq, seqBind, seqAgent, burst, burstBind, burstAgent, burstRate: N / burstSecs, burstSecs, rssSeq, rssBurst, rssAfter, conmonMb, deleteSeq, deleteBurst };
+  return { seq, seqBind, seqAgent, burst, burstBind, burstAgent, burstRate: N / burstSecs, burstSecs, rssSeq, rssBurst, rssAfter, conmonMb, deleteSeq, deleteBurst, cpuSeq, cpuBurst, cpuIdle };
 }
 
 // ====================================================================================== floor
@@ -524,14 +581,22 @@ async function floorOnce(f: Floor, id: string, check: boolean): Promise<{ up: nu
   return { up, down };
 }
 
-async function floorRound(f: Floor, r: number): Promise<{ up: Lat; down: Lat }> {
+async function floorRound(f: Floor, r: number): Promise<{ up: Lat; down: Lat; cpuMs: number }> {
   const up: number[] = [];
   const down: number[] = [];
+  const c0 = machineCpu();
   for (let i = 0; i < N; i++) {
     const x = await floorOnce(f, `${names.floorNetns}${r}-${i}`, i === 0);
     up.push(x.up); down.push(x.down);
   }
-  return { up: lat(up), down: lat(down) };
+  return { up: lat(up), down: lat(down), cpuMs: ((machineCpu() - c0) * 1000) / N };
+}
+
+/** the floor's bridge and IPAM state (the CNI bridge plugin never deletes its bridge) */
+async function floorTeardown(f: Floor): Promise<void> {
+  await sh('ip', ['link', 'delete', names.floorBridge]);
+  rmSync(f.ipamDir, { recursive: true, force: true });
+  for (const r of cgroupRoots()) rmdirTree(join(r, names.floorCgroupParent));
 }
 
 // ===================================================================================== podman
@@ -749,7 +814,6 @@ async function cleanup(): Promise<void> {
     const left = await sweep().catch((e) => [`sweep failed: ${(e as Error).message}`]);
     if (left.length) log(`removed what the agent's cleanup left behind: ${left.join(', ')}`);
     await Promise.all(children.map((p) => stopProcess(p)));
-    if (args.verbose) log('processes stopped');
     rmSync(names.runDir, { recursive: true, force: true });
     if (work) rmSync(work, { recursive: true, force: true });
   })();
@@ -763,6 +827,8 @@ async function main(): Promise<void> {
   for (const b of ['runc', 'conmon', 'ip']) if (!findBin(b)) throw new Error(`${b} not found`);
   if (!existsSync('/bin/busybox')) throw new Error('/bin/busybox not found (apt-get install -y busybox-static)');
   const started = performance.now();
+  clkTck = Number((await sh('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
+  const loadStart = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   work = mkdtempSync(join(args.dir!, 'kyb-pod-start-bench-'));
   log(`work dir ${work}; run dir ${names.runDir}; bridge ${names.bridge}; cgroup ${names.cgroupParent}; ${N} pods × ${ROUNDS} rounds`);
 
@@ -788,7 +854,7 @@ async function main(): Promise<void> {
   await deletePods(c, w, ['warm-0', 'warm-1']);
   for (let i = 0; i < 3; i++) await floorOnce(floor, `${names.floorNetns}w-${i}`, i === 0);
 
-  const floorRes: { up: Lat; down: Lat }[] = [];
+  const floorRes: { up: Lat; down: Lat; cpuMs: number }[] = [];
   const kybRes: KybRound[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     log(`round ${r + 1}/${ROUNDS}: floor`);
@@ -799,12 +865,14 @@ async function main(): Promise<void> {
     log(`  floor p50 ${ms(floorRes[r]!.up.p50)}; kyb seq p50 ${ms(k.seq.p50)} p99 ${ms(k.seq.p99)}; burst p50 ${ms(k.burst.p50)} p99 ${ms(k.burst.p99)} ${k.burstRate.toFixed(1)} pods/s`);
   }
   await w.stop();
+  await floorTeardown(floor);
   log('podman');
   let pm: PodmanResult | string;
   try { pm = await podmanRun(); } catch (e) { pm = `failed: ${(e as Error).message}`; }
   await podmanCleanup().catch((e) => log(`podman cleanup: ${(e as Error).message}`));
 
   const cpuModel = cpus()[0]?.model ?? '';
+  const loadEnd = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   // --------------------------------------------------------------------------------------- table
   const rows: [string, string, string][] = [];
   const row = (a: string, b: string, c2 = '') => rows.push([a, b, c2]);
@@ -825,11 +893,17 @@ async function main(): Promise<void> {
     `${m(kybRes, (x) => x.burstRate).toFixed(1)} pods/s; all Running after ${m(kybRes, (x) => x.burstSecs).toFixed(2)} s`);
   row('  create → bound (scheduler)', pp(m(kybRes, (x) => x.burstBind.p50), m(kybRes, (x) => x.burstBind.p99)));
   row('  bound → Running (agent)', pp(m(kybRes, (x) => x.burstAgent.p50), m(kybRes, (x) => x.burstAgent.p99)));
-  row(`delete ${N} pods (grace 1 s) → gone, no container left`, `${m(kybRes, (x) => x.deleteSeq).toFixed(2)} s`, `after the burst ${m(kybRes, (x) => x.deleteBurst).toFixed(2)} s`);
+  row(`delete ${N} pods (grace 1 s) → gone, no container left`, `${m(kybRes, (x) => x.deleteSeq).toFixed(2)} s`,
+    `after the burst ${m(kybRes, (x) => x.deleteBurst).toFixed(2)} s; rounds ${kybRes.map((x) => `${x.deleteSeq.toFixed(1)}+${x.deleteBurst.toFixed(1)}`).join(' / ')} s`);
+  const cpuRow = (label: string, f: (x: KybRound) => Cpu) =>
+    row(label, `${ms(m(kybRes, (x) => f(x).machine)).padStart(8)} machine`, `agent ${ms(m(kybRes, (x) => f(x).agent))} (with the runc/CNI/ip/mount it waits for; conmon + runc create not counted), server ${ms(m(kybRes, (x) => f(x).server))}`);
+  cpuRow('CPU per pod, one at a time (all cores)', (x) => x.cpuSeq);
+  cpuRow('CPU per pod, burst', (x) => x.cpuBurst);
 
   sec('Floor: ip netns add + CNI ADD (lo ∥ bridge/host-local) + runc run -d, same container, read-only layer, no overlay/conmon/API');
   row('setup', pp(fP50, fP99), range(floorRes, (x) => x.up.p50));
   row('teardown (runc delete -f, CNI DEL, netns delete)', pp(m(floorRes, (x) => x.down.p50), m(floorRes, (x) => x.down.p99)));
+  row('CPU per floor pod, setup + teardown (all cores)', `${ms(m(floorRes, (x) => x.cpuMs)).padStart(8)} machine`);
   row('kyb one-at-a-time / floor', `p50 ${(seqP50 / fP50).toFixed(2)}x   p99 ${(seqP99 / fP99).toFixed(2)}x`, `kyb − floor at p50: ${ms(seqP50 - fP50)}`);
 
   if (typeof pm === 'string') {
@@ -849,6 +923,8 @@ async function main(): Promise<void> {
   row(`${N} pods running (after the burst)`, `${m(kybRes, (x) => x.rssBurst).toFixed(1)} MB`, kybRes.map((x) => x.rssBurst.toFixed(1)).join(' / '));
   row('after the pods were deleted', `${m(kybRes, (x) => x.rssAfter).toFixed(1)} MB`, kybRes.map((x) => x.rssAfter.toFixed(1)).join(' / '));
   row('conmon RSS per container (kyb)', `${m(kybRes, (x) => x.conmonMb).toFixed(1)} MB`);
+  const idle = kybRes[0]?.cpuIdle;
+  if (idle) row(`CPU with ${N} pods running, nothing to do (${IDLE_CPU_SECONDS} s)`, `${(idle.agent / 10).toFixed(1)} % of a core`, `agent with its runc/… children; machine ${(idle.machine / 10).toFixed(1)} %, server ${(idle.server / 10).toFixed(1)} %`);
 
   sec('Targets (one pod at a time; burst beside)');
   const bP50 = m(kybRes, (x) => x.burst.p50);
@@ -856,7 +932,7 @@ async function main(): Promise<void> {
   row(`p50 < ${TARGET_P50} ms`, ms(seqP50), `${seqP50 < TARGET_P50 ? 'met' : 'NOT met'}   (burst ${ms(bP50)}: ${bP50 < TARGET_P50 ? 'met' : 'not met'})`);
   row(`p99 < ${TARGET_P99} ms`, ms(seqP99), `${seqP99 < TARGET_P99 ? 'met' : 'NOT met'}   (burst ${ms(bP99)}: ${bP99 < TARGET_P99 ? 'met' : 'not met'})`);
 
-  console.log(`kybernetes pod startup bench — median of ${ROUNDS} rounds × ${N} pods; node ${process.version}; ${cpus().length} × ${cpuModel}; ${new Date().toISOString()}; ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  console.log(`kybernetes pod startup bench — median of ${ROUNDS} rounds × ${N} pods; node ${process.version}; ${cpus().length} × ${cpuModel}; ${new Date().toISOString()}; ${((performance.now() - started) / 1000).toFixed(0)} s; load average ${loadStart} at the start, ${loadEnd} at the end`);
   for (const [a, b, c2] of rows) console.log(b || c2 ? `${a.padEnd(58)} ${b.padEnd(30)} ${c2}` : a);
 }
 
@@ -881,6 +957,5 @@ if (args['agent-child']) {
     if (cluster?.server) log(`server log (tail):\n${tail(cluster.server.logFile, 20)}`);
   } finally {
     await cleanup();
-    if (args.verbose) log('cleanup done');
   }
 }

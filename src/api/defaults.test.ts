@@ -98,7 +98,6 @@ test('minimal service', () => {
       selector: { app: 'web' },
       ports: [{ port: 80, protocol: 'TCP', targetPort: 80 }],
       sessionAffinity: 'None', type: 'ClusterIP', internalTrafficPolicy: 'Cluster',
-      ipFamilyPolicy: 'SingleStack', ipFamilies: ['IPv4'],
     },
   });
   const np = apply({ kind: 'Service', spec: { type: 'NodePort', ports: [{ port: 80, targetPort: 'http' }] } });

@@ -167,6 +167,12 @@ function isIntOrStringZero(v: unknown): boolean {
   return v === undefined || v === null || v === 0 || v === '';
 }
 
+/**
+ * upstream's SetDefaults_Service, plus the create-time half of its normalizeClusterIPs (a body that
+ * gives only the singular clusterIP gets clusterIPs = [clusterIP]). IP families, ipFamilyPolicy,
+ * cluster IPs and node ports are not defaults: the API server's allocator fills them
+ * (src/apiserver/service-alloc.ts), knowing the old object on update, as upstream's registry does.
+ */
 function defaultService(obj: KObject): void {
   const s = spec(obj);
   defEmpty(s, 'sessionAffinity', 'None');
@@ -185,13 +191,10 @@ function defaultService(obj: KObject): void {
   const externallyAccessible = s.type === 'NodePort' || s.type === 'LoadBalancer'
     || (s.type === 'ClusterIP' && Array.isArray(s.externalIPs) && s.externalIPs.length > 0);
   if (externallyAccessible) defEmpty(s, 'externalTrafficPolicy', 'Cluster');
-  if (s.type === 'NodePort' || s.type === 'LoadBalancer' || s.type === 'ClusterIP') defEmpty(s, 'internalTrafficPolicy', 'Cluster');
+  if (s.type === 'NodePort' || s.type === 'LoadBalancer' || s.type === 'ClusterIP') def(s, 'internalTrafficPolicy', 'Cluster');
   if (s.type === 'LoadBalancer') def(s, 'allocateLoadBalancerNodePorts', true);
-  // IP families (upstream's service registry fills these; this cluster is IPv4 single-stack)
-  if (s.type !== 'ExternalName') {
-    const headlessNoSelector = s.clusterIP === 'None' && (!isObj(s.selector) || Object.keys(s.selector).length === 0);
-    defEmpty(s, 'ipFamilyPolicy', headlessNoSelector ? 'RequireDualStack' : 'SingleStack');
-    if (!Array.isArray(s.ipFamilies) || s.ipFamilies.length === 0) s.ipFamilies = ['IPv4'];
+  if (typeof s.clusterIP === 'string' && s.clusterIP !== '' && (!Array.isArray(s.clusterIPs) || s.clusterIPs.length === 0)) {
+    s.clusterIPs = [s.clusterIP];
   }
 }
 

@@ -135,12 +135,12 @@ test('service: ports, names, protocol, type', () => {
   assert.deepEqual(check(svc({})), ['spec.ports: Required value']);
   assert.deepEqual(check(svc({ clusterIP: 'None' })), []);
   assert.deepEqual(check(svc({ type: 'Magic', ports: [{ port: 0, protocol: 'ICMP' }, { name: 'b', port: 81 }] })), [
-    'spec.type: Unsupported value: "Magic": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"',
     'spec.ports[0].name: Required value',
     'spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive',
     'spec.ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP"',
     // targetPort defaults to port, so it is invalid too (as upstream)
     'spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive',
+    'spec.type: Unsupported value: "Magic": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"',
   ]);
   assert.deepEqual(check(svc({ ports: [{ name: 'a', port: 80 }, { name: 'a', port: 81 }] })), ['spec.ports[1].name: Duplicate value: "a"']);
   const bad = check(svc({ ports: [{ port: 80 }] }, '1web'));

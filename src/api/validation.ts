@@ -573,61 +573,372 @@ function validateCronJob(obj: KObject): FieldError[] {
   return errs;
 }
 
-// ---- services, config ---------------------------------------------------------------------------
+// ---- services -----------------------------------------------------------------------------------
+// Upstream's ValidateService / ValidateServiceUpdate (pkg/apis/core/validation), in its order and
+// wording. ClusterIP and NodePort *allocation* errors (range, already allocated) come from the API
+// server's allocator (src/apiserver/service-alloc.ts), which also calls
+// validateServiceClusterIPsRelatedFields first, as upstream's allocator does.
 
 const serviceTypes = ['ClusterIP', 'ExternalName', 'LoadBalancer', 'NodePort'];
+const sessionAffinityTypes = ['ClientIP', 'None'];
+const serviceIPFamilies = ['IPv4', 'IPv6'];
+const serviceIPFamilyPolicies = ['PreferDualStack', 'RequireDualStack', 'SingleStack'];
+const serviceTrafficPolicies = ['Cluster', 'Local'];
+const maxClientIPServiceAffinitySeconds = 86400;
+const topologyModeAnnotation = 'service.kubernetes.io/topology-mode';
+const topologyHintsAnnotation = 'service.kubernetes.io/topology-aware-hints';
+const lbSourceRangesAnnotation = 'service.beta.kubernetes.io/load-balancer-source-ranges';
+const validIPMsg = 'must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)';
+const validCIDRMsg = 'must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)';
+const onlyForLB = "may only be used when `type` is 'LoadBalancer'";
 
-function validateService(obj: KObject, old?: KObject): FieldError[] {
-  const s = asObj(obj.spec);
-  const errs = meta(obj, 'Service', true);
-  const type = str(s.type);
-  const ports = arr(s.ports);
-  const headless = s.clusterIP === 'None';
-  if (ports.length === 0 && !headless && type !== 'ExternalName') errs.push(field.required('spec.ports'));
-  if (!type) errs.push(field.required('spec.type'));
-  else if (!serviceTypes.includes(type)) errs.push(field.notSupported('spec.type', type, serviceTypes));
-  if (type === 'ExternalName') {
-    const en = str(s.externalName);
-    if (!en) errs.push(field.required('spec.externalName'));
-    else for (const m of isDNS1123Subdomain(en.replace(/\.$/, ''))) errs.push(field.invalid('spec.externalName', en, m));
-  }
-  const names = new Set<string>();
-  const requireName = ports.length > 1;
-  const seen = new Set<string>();
-  ports.forEach((raw, i) => {
-    const p = asObj(raw);
-    const pp = `spec.ports[${i}]`;
-    const name = str(p.name);
-    if (requireName && !name) errs.push(field.required(`${pp}.name`));
-    else if (name) {
-      for (const m of isDNS1123Label(name)) errs.push(field.invalid(`${pp}.name`, name, m));
-      if (names.has(name)) errs.push(field.duplicate(`${pp}.name`, name));
-      else names.add(name);
+/** Go's ParseIPSloppy for IPv4: four decimal parts 0-255 (leading zeros allowed). */
+function parseIPv4Sloppy(s: string): number[] | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  if (!m) return undefined;
+  const parts = m.slice(1).map(Number);
+  return parts.every((p) => p <= 255) ? parts : undefined;
+}
+
+/** Go's ParseIP for IPv6 text: 16 bytes, or undefined (a trailing dotted IPv4 part is allowed). */
+function parseIPv6(s: string): number[] | undefined {
+  const halves = s.split('::');
+  if (halves.length > 2) return undefined;
+  const groups = (h: string): number[] | undefined => {
+    if (h === '') return [];
+    const out: number[] = [];
+    const parts = h.split(':');
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i];
+      if (i === parts.length - 1 && p.includes('.')) {
+        const v4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(p) ? p.split('.').map(Number) : undefined;
+        if (!v4 || v4.some((x) => x > 255)) return undefined;
+        out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
+      } else if (/^[0-9a-fA-F]{1,4}$/.test(p)) out.push(parseInt(p, 16));
+      else return undefined;
     }
-    for (const m of isValidPortNum(Number(p.port))) errs.push(field.invalid(`${pp}.port`, p.port ?? 0, m));
-    const proto = str(p.protocol);
-    if (!proto) errs.push(field.required(`${pp}.protocol`));
-    else if (!supportedProtocols.includes(proto)) errs.push(field.notSupported(`${pp}.protocol`, proto, supportedProtocols));
-    if (p.targetPort != null) errs.push(...validatePortNumOrName(p.targetPort, `${pp}.targetPort`));
-    const key = `${proto}/${String(p.port)}`;
-    if (seen.has(key)) errs.push(field.duplicate(pp, `${proto}/${String(p.port)}`));
-    seen.add(key);
-    if (p.nodePort != null && p.nodePort !== 0) {
-      if (type !== 'NodePort' && type !== 'LoadBalancer') errs.push(field.forbidden(`${pp}.nodePort`, 'may not be used when `type` is \'ClusterIP\''));
-      else for (const m of isValidPortNum(Number(p.nodePort))) errs.push(field.invalid(`${pp}.nodePort`, p.nodePort, m));
+    return out;
+  };
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  if (!head || !tail) return undefined;
+  const fill = 8 - head.length - tail.length;
+  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined;
+  return [...head, ...new Array<number>(halves.length === 2 ? fill : 0).fill(0), ...tail];
+}
+
+/** The IP family of an address as Go's net package sees it ('IPv4' also for ::ffff:a.b.c.d), or undefined. */
+export function serviceIPFamilyOf(ip: string): 'IPv4' | 'IPv6' | undefined {
+  if (parseIPv4Sloppy(ip)) return 'IPv4';
+  const g = parseIPv6(ip);
+  if (!g) return undefined;
+  return g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff ? 'IPv4' : 'IPv6';
+}
+
+function isValidCIDR(v: string): boolean {
+  const i = v.indexOf('/');
+  if (i < 0) return false;
+  const fam = serviceIPFamilyOf(v.slice(0, i));
+  const bits = v.slice(i + 1);
+  if (!fam || !/^\d{1,3}$/.test(bits)) return false;
+  return Number(bits) <= (fam === 'IPv4' && parseIPv4Sloppy(v.slice(0, i)) ? 32 : 128);
+}
+
+function isHeadlessService(s: Obj): boolean {
+  const ips = arr(s.clusterIPs);
+  return ips.length === 1 && ips[0] === 'None';
+}
+
+/** upstream's ExternallyAccessible: NodePort, LoadBalancer, or ClusterIP with external IPs. */
+function externallyAccessible(s: Obj): boolean {
+  return s.type === 'LoadBalancer' || s.type === 'NodePort' || (s.type === 'ClusterIP' && arr(s.externalIPs).length > 0);
+}
+
+/** upstream's NeedsHealthCheck: a LoadBalancer with externalTrafficPolicy Local. */
+function needsHealthCheck(s: Obj): boolean {
+  return s.type === 'LoadBalancer' && s.externalTrafficPolicy === 'Local';
+}
+
+/** A pointer value as Go prints it in an Invalid message: the value, or null. */
+function goPtr(v: unknown): string {
+  return v === undefined || v === null ? 'null' : typeof v === 'string' ? goStr(v) : String(v);
+}
+
+/** Go's %#v of the core.ServicePort key upstream uses for duplicate (protocol, port) pairs. */
+function goServicePortKey(protocol: string, port: unknown): string {
+  return `core.ServicePort{Name:"", Protocol:${goStr(protocol)}, AppProtocol:(*string)(nil), Port:${typeof port === 'number' ? port : 0}, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:""}, NodePort:0}`;
+}
+
+/** upstream's ValidateNonSpecialIP (external IPs may not be unspecified, loopback or link-local). */
+function validateNonSpecialIP(ip: string, path: string): FieldError[] {
+  const errs: FieldError[] = [];
+  const g6 = parseIPv6(ip);
+  const mapped = g6 && g6.slice(0, 5).every((x) => x === 0) && g6[5] === 0xffff;
+  const v4 = parseIPv4Sloppy(ip) ?? (g6 && mapped ? [g6[6] >> 8, g6[6] & 255, g6[7] >> 8, g6[7] & 255] : undefined);
+  const g = v4 ? undefined : g6;
+  const unspecified = v4 ? v4.every((p) => p === 0) : !!g && g.every((x) => x === 0);
+  const loopback = v4 ? v4[0] === 127 : !!g && g.slice(0, 7).every((x) => x === 0) && g[7] === 1;
+  const linkLocal = v4 ? v4[0] === 169 && v4[1] === 254 : !!g && (g[0] & 0xffc0) === 0xfe80;
+  const linkLocalMulticast = v4 ? v4[0] === 224 && v4[1] === 0 && v4[2] === 0 : !!g && (g[0] & 0xff0f) === 0xff02;
+  if (unspecified) errs.push(field.invalid(path, ip, `may not be unspecified (${ip})`));
+  if (loopback) errs.push(field.invalid(path, ip, 'may not be in the loopback range (127.0.0.0/8, ::1/128)'));
+  if (linkLocal) errs.push(field.invalid(path, ip, 'may not be in the link-local range (169.254.0.0/16, fe80::/10)'));
+  if (linkLocalMulticast) errs.push(field.invalid(path, ip, 'may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)'));
+  return errs;
+}
+
+/**
+ * upstream's ValidateServiceClusterIPsRelatedFields: clusterIP / clusterIPs agree, families and
+ * policy are known values, IPs are valid, at most one per family, and match ipFamilies.
+ */
+export function validateServiceClusterIPsRelatedFields(obj: KObject): FieldError[] {
+  const s = asObj(obj.spec);
+  if (s.type === 'ExternalName') return [];
+  const errs: FieldError[] = [];
+  const ips = arr(s.clusterIPs).map(str);
+  const families = arr(s.ipFamilies).map(str);
+  const cip = str(s.clusterIP);
+  const ipsValue = goStringSlice(s.clusterIPs);
+  if (cip) {
+    if (ips.length === 0) errs.push(field.required('spec.clusterIPs'));
+    else if (ips[0] !== cip) errs.push(invalidRaw('spec.clusterIPs', ipsValue, 'first value must match `clusterIP`'));
+  } else if (ips.length !== 0) {
+    errs.push(invalidRaw('spec.clusterIPs', ipsValue, 'must be empty when `clusterIP` is not specified'));
+  }
+  const seen = new Set<string>();
+  families.forEach((f, i) => {
+    if (!serviceIPFamilies.includes(f)) errs.push(field.notSupported(`spec.ipFamilies[${i}]`, f, serviceIPFamilies));
+    if (seen.has(f)) errs.push(field.duplicate(`spec.ipFamilies[${i}]`, f));
+    seen.add(f);
+  });
+  if (s.ipFamilyPolicy != null && !serviceIPFamilyPolicies.includes(str(s.ipFamilyPolicy))) {
+    errs.push(field.notSupported('spec.ipFamilyPolicy', s.ipFamilyPolicy, serviceIPFamilyPolicies));
+  }
+  let hasInvalidIPs = false;
+  ips.forEach((ip, i) => {
+    if (i === 0 && ip === 'None') {
+      if (ips.length > 1) {
+        hasInvalidIPs = true;
+        errs.push(invalidRaw('spec.clusterIPs', ipsValue, "'None' must be the first and only value"));
+      }
+      return;
+    }
+    if (!serviceIPFamilyOf(ip)) {
+      hasInvalidIPs = true;
+      errs.push(field.invalid(`spec.clusterIPs[${i}]`, ip, validIPMsg));
     }
   });
-  if (isObj(s.selector)) errs.push(...validateLabels(s.selector, 'spec.selector'));
-  const sa = str(s.sessionAffinity);
-  if (!sa) errs.push(field.required('spec.sessionAffinity'));
-  else if (sa !== 'ClientIP' && sa !== 'None') errs.push(field.notSupported('spec.sessionAffinity', sa, ['ClientIP', 'None']));
-  if (old) {
-    const oip = str(asObj(old.spec).clusterIP);
-    const nip = str(s.clusterIP);
-    if (oip && nip && oip !== nip && type !== 'ExternalName') errs.push(field.invalid('spec.clusterIPs[0]', nip, 'may not change once set'));
+  if (ips.length > 2) errs.push(invalidRaw('spec.clusterIPs', ipsValue, 'may only hold up to 2 values'));
+  if (hasInvalidIPs) return errs;
+  if (ips.length > 1 && (ips.length !== 2 || serviceIPFamilyOf(ips[0]) === serviceIPFamilyOf(ips[1]))) {
+    errs.push(invalidRaw('spec.clusterIPs', ipsValue, 'may specify no more than one IP for each IP family'));
+  }
+  if (!isHeadlessService(s) && ips.length > 0 && families.length > 0) {
+    ips.forEach((ip, i) => {
+      if (i >= families.length) return;
+      const fam = serviceIPFamilyOf(ip);
+      if (families[i] === 'IPv4' && fam === 'IPv6') errs.push(field.invalid(`spec.clusterIPs[${i}]`, ip, `expected an IPv4 value as indicated by \`ipFamilies[${i}]\``));
+      if (families[i] === 'IPv6' && fam !== 'IPv6') errs.push(field.invalid(`spec.clusterIPs[${i}]`, ip, `expected an IPv6 value as indicated by \`ipFamilies[${i}]\``));
+    });
   }
   return errs;
 }
+
+function validateServicePort(p: Obj, pp: string, requireName: boolean, names: Set<string>): FieldError[] {
+  const errs: FieldError[] = [];
+  const name = str(p.name);
+  if (requireName && !name) errs.push(field.required(`${pp}.name`));
+  else if (name) {
+    for (const m of isDNS1123Label(name)) errs.push(field.invalid(`${pp}.name`, name, m));
+    if (names.has(name)) errs.push(field.duplicate(`${pp}.name`, name));
+    else names.add(name);
+  }
+  const port = typeof p.port === 'number' ? p.port : 0;
+  for (const m of isValidPortNum(port)) errs.push(field.invalid(`${pp}.port`, port, m));
+  const proto = str(p.protocol);
+  if (!proto) errs.push(field.required(`${pp}.protocol`));
+  else if (!supportedProtocols.includes(proto)) errs.push(field.notSupported(`${pp}.protocol`, proto, supportedProtocols));
+  // targetPort is an IntOrString: a JSON number is a port number, a JSON string an IANA port name
+  const tp = p.targetPort;
+  if (typeof tp === 'string') for (const m of isValidPortName(tp)) errs.push(field.invalid(`${pp}.targetPort`, tp, m));
+  else {
+    const n = typeof tp === 'number' ? tp : 0;
+    for (const m of isValidPortNum(n)) errs.push(field.invalid(`${pp}.targetPort`, n, m));
+  }
+  if (p.appProtocol != null) for (const m of isQualifiedName(str(p.appProtocol))) errs.push(field.invalid(`${pp}.appProtocol`, p.appProtocol, m));
+  return errs;
+}
+
+function validateClientIPAffinityConfig(cfg: unknown): FieldError[] {
+  const path = 'spec.sessionAffinityConfig';
+  const when = 'when session affinity type is ClientIP';
+  if (!isObj(cfg)) return [field.required(path, when)];
+  if (!isObj(cfg.clientIP)) return [field.required(`${path}.clientIP`, when)];
+  const t = cfg.clientIP.timeoutSeconds;
+  if (t == null) return [field.required(`${path}.clientIP.timeoutSeconds`, when)];
+  if (typeof t !== 'number' || t <= 0 || t > maxClientIPServiceAffinitySeconds) {
+    return [field.invalid(`${path}.clientIP.timeoutSeconds`, t, `must be greater than 0 and less than ${maxClientIPServiceAffinitySeconds}`)];
+  }
+  return [];
+}
+
+function validateLoadBalancerClass(s: Obj, old: Obj | undefined): FieldError[] {
+  const errs: FieldError[] = [];
+  const isLB = s.type === 'LoadBalancer';
+  if (old && old.type === 'LoadBalancer' && isLB && (old.loadBalancerClass ?? null) !== (s.loadBalancerClass ?? null)) {
+    errs.push(invalidRaw('spec.loadBalancerClass', goPtr(s.loadBalancerClass), 'may not change once set'));
+  }
+  if (isLB) {
+    if (s.loadBalancerClass != null) for (const m of isQualifiedName(str(s.loadBalancerClass))) errs.push(field.invalid('spec.loadBalancerClass', s.loadBalancerClass, m));
+  } else if (s.loadBalancerClass != null) {
+    errs.push(field.forbidden('spec.loadBalancerClass', onlyForLB));
+  }
+  return errs;
+}
+
+/** upstream's validateUpgradeDowngradeClusterIPs and validateUpgradeDowngradeIPFamilies. */
+function validateClusterIPsUpdate(s: Obj, o: Obj): FieldError[] {
+  const errs: FieldError[] = [];
+  if (s.type === 'ExternalName' || o.type === 'ExternalName') return errs;
+  const ips = arr(s.clusterIPs).map(str);
+  const oips = arr(o.clusterIPs).map(str);
+  const ipsValue = goStringSlice(s.clusterIPs);
+  const newHeadless = isHeadlessService(s);
+  const oldHeadless = isHeadlessService(o);
+  if (!(newHeadless && oldHeadless)) {
+    if (oips.length === ips.length) {
+      oips.forEach((ip, i) => { if (ip !== ips[i]) errs.push(invalidRaw(`spec.clusterIPs[${i}]`, ipsValue, 'may not change once set')); });
+    } else if (oips.length > ips.length) {
+      if (ips.length === 0) errs.push(invalidRaw('spec.clusterIPs[0]', ipsValue, 'primary clusterIP can not be unset'));
+      if (oips.length > 0 && ips.length > 0 && ips[0] !== oips[0]) errs.push(invalidRaw('spec.clusterIPs[0]', ipsValue, 'may not change once set'));
+      if (ips.length === 1 && s.ipFamilyPolicy !== 'SingleStack') errs.push(invalidRaw('spec.ipFamilyPolicy', goPtr(s.ipFamilyPolicy), "must be set to 'SingleStack' when releasing the secondary clusterIP"));
+    } else if (oips.length > 0 && ips[0] !== oips[0]) {
+      errs.push(invalidRaw('spec.clusterIPs[0]', ipsValue, 'may not change once set'));
+    }
+  }
+  if (newHeadless !== oldHeadless || newHeadless) return errs;
+  const fams = arr(s.ipFamilies).map(str);
+  const ofams = arr(o.ipFamilies).map(str);
+  const famsValue = `[]core.IPFamily{${fams.map(goStr).join(', ')}}`;
+  if (ofams.length === fams.length) {
+    ofams.forEach((f, i) => { if (f !== fams[i]) errs.push(invalidRaw('spec.ipFamilies[0]', famsValue, 'may not change once set')); });
+  } else if (ofams.length > fams.length) {
+    if (ips.length === 0) errs.push(invalidRaw('spec.ipFamilies[0]', famsValue, 'primary ipFamily can not be unset'));
+    if (fams.length > 0 && fams[0] !== ofams[0]) errs.push(invalidRaw('spec.ipFamilies[0]', ipsValue, 'may not change once set'));
+    if (fams.length === 1 && s.ipFamilyPolicy !== 'SingleStack') errs.push(invalidRaw('spec.ipFamilyPolicy', goPtr(s.ipFamilyPolicy), "must be set to 'SingleStack' when releasing the secondary ipFamily"));
+  } else if (ofams.length > 0 && fams.length > 0 && fams[0] !== ofams[0]) {
+    errs.push(invalidRaw('spec.ipFamilies[0]', ipsValue, 'may not change once set'));
+  }
+  return errs;
+}
+
+function validateService(obj: KObject, old?: KObject): FieldError[] {
+  const s = asObj(obj.spec);
+  const o = old ? asObj(old.spec) : undefined;
+  const errs: FieldError[] = [];
+  if (o) {
+    // ValidateServiceUpdate: what may not change, then everything ValidateService checks
+    errs.push(...validateClusterIPsUpdate(s, o));
+    errs.push(...validateLoadBalancerClass(s, o));
+    if (needsHealthCheck(o) && needsHealthCheck(s) && s.healthCheckNodePort !== o.healthCheckNodePort) {
+      errs.push(field.forbidden('spec.healthCheckNodePort', immutableMsg));
+    }
+  }
+  errs.push(...meta(obj, 'Service', true));
+  const annotations = obj.metadata?.annotations ?? {};
+  const mode = annotations[topologyModeAnnotation];
+  const hints = annotations[topologyHintsAnnotation];
+  if (mode !== undefined && hints !== undefined && mode !== hints) {
+    errs.push(field.invalid(`metadata.annotations[${topologyModeAnnotation}]`, mode, `must match annotations[${topologyHintsAnnotation}] when both are specified`));
+  }
+  const type = str(s.type);
+  const ports = arr(s.ports);
+  const headless = isHeadlessService(s);
+  if (ports.length === 0 && !headless && type !== 'ExternalName') errs.push(field.required('spec.ports'));
+  if ((type === 'LoadBalancer' || type === 'NodePort') && headless) {
+    errs.push(field.invalid('spec.clusterIPs[0]', 'None', `may not be set to 'None' for ${type} services`));
+  }
+  if (type === 'ExternalName') {
+    if (arr(s.clusterIPs).length > 0) errs.push(field.forbidden('spec.clusterIPs', 'may not be set for ExternalName services'));
+    if (arr(s.ipFamilies).length > 0) errs.push(field.forbidden('spec.ipFamilies', 'may not be set for ExternalName services'));
+    if (s.ipFamilyPolicy != null) errs.push(field.forbidden('spec.ipFamilyPolicy', 'may not be set for ExternalName services'));
+    // the value (a CNAME) may end in a dot to say it is fully qualified
+    const cname = str(s.externalName).replace(/\.$/, '');
+    if (cname) for (const m of isDNS1123Subdomain(cname)) errs.push(field.invalid('spec.externalName', cname, m));
+    else errs.push(field.required('spec.externalName'));
+  }
+  const names = new Set<string>();
+  ports.forEach((p, i) => errs.push(...validateServicePort(asObj(p), `spec.ports[${i}]`, ports.length > 1, names)));
+  if (s.selector != null) errs.push(...validateLabels(s.selector, 'spec.selector'));
+  const sa = str(s.sessionAffinity);
+  if (!sa) errs.push(field.required('spec.sessionAffinity'));
+  else if (!sessionAffinityTypes.includes(sa)) errs.push(field.notSupported('spec.sessionAffinity', sa, sessionAffinityTypes));
+  if (sa === 'ClientIP') errs.push(...validateClientIPAffinityConfig(s.sessionAffinityConfig));
+  else if (sa === 'None' && s.sessionAffinityConfig != null) errs.push(field.forbidden('spec.sessionAffinityConfig', 'must not be set when session affinity is None'));
+  errs.push(...validateServiceClusterIPsRelatedFields(obj));
+  arr(s.externalIPs).forEach((raw, i) => {
+    const ip = str(raw);
+    if (!serviceIPFamilyOf(ip)) errs.push(field.invalid(`spec.externalIPs[${i}]`, ip, validIPMsg));
+    else errs.push(...validateNonSpecialIP(ip, `spec.externalIPs[${i}]`));
+  });
+  if (!type) errs.push(field.required('spec.type'));
+  else if (!serviceTypes.includes(type)) errs.push(field.notSupported('spec.type', type, serviceTypes));
+  if (type === 'ClusterIP') {
+    ports.forEach((p, i) => { if (asObj(p).nodePort) errs.push(field.forbidden(`spec.ports[${i}].nodePort`, "may not be used when `type` is 'ClusterIP'")); });
+  }
+  const nodePorts = new Set<string>();
+  const portKeys = new Set<string>();
+  ports.forEach((raw, i) => {
+    const p = asObj(raw);
+    if (p.nodePort) {
+      const key = `${str(p.protocol)}/${String(p.nodePort)}`;
+      if (nodePorts.has(key)) errs.push(field.duplicate(`spec.ports[${i}].nodePort`, p.nodePort));
+      nodePorts.add(key);
+    }
+  });
+  ports.forEach((raw, i) => {
+    const p = asObj(raw);
+    const key = `${str(p.protocol)}/${String(p.port)}`;
+    if (portKeys.has(key)) errs.push({ type: 'FieldValueDuplicate', field: `spec.ports[${i}]`, message: `Duplicate value: ${goServicePortKey(str(p.protocol), p.port)}` });
+    portKeys.add(key);
+  });
+  const ranges = arr(s.loadBalancerSourceRanges);
+  if (ranges.length > 0) {
+    const path = 'spec.LoadBalancerSourceRanges'; // sic: upstream's path is capitalized
+    if (type !== 'LoadBalancer') errs.push(field.forbidden(path, onlyForLB));
+    ranges.forEach((r, i) => { const v = str(r).trim(); if (!isValidCIDR(v)) errs.push(field.invalid(`${path}[${i}]`, v, validCIDRMsg)); });
+  } else if (annotations[lbSourceRangesAnnotation] !== undefined) {
+    const path = `metadata.annotations[${lbSourceRangesAnnotation}]`;
+    if (type !== 'LoadBalancer') errs.push(field.forbidden(path, onlyForLB));
+    const val = annotations[lbSourceRangesAnnotation].trim();
+    if (val) for (const r of val.split(',')) { const v = r.trim(); if (!isValidCIDR(v)) errs.push(field.invalid(path, v, validCIDRMsg)); }
+  }
+  if (s.allocateLoadBalancerNodePorts != null && type !== 'LoadBalancer') errs.push(field.forbidden('spec.allocateLoadBalancerNodePorts', onlyForLB));
+  // sic: upstream reports this one without the spec. prefix
+  if (type === 'LoadBalancer' && s.allocateLoadBalancerNodePorts == null) errs.push(field.required('allocateLoadBalancerNodePorts'));
+  errs.push(...validateLoadBalancerClass(s, undefined));
+  // externalTrafficPolicy and healthCheckNodePort
+  const etp = str(s.externalTrafficPolicy);
+  if (!externallyAccessible(s)) {
+    if (etp) errs.push(field.invalid('spec.externalTrafficPolicy', etp, 'may only be set for externally-accessible services'));
+  } else if (!etp) errs.push(field.required('spec.externalTrafficPolicy'));
+  else if (!serviceTrafficPolicies.includes(etp)) errs.push(field.notSupported('spec.externalTrafficPolicy', etp, serviceTrafficPolicies));
+  const hc = typeof s.healthCheckNodePort === 'number' ? s.healthCheckNodePort : 0;
+  if (!needsHealthCheck(s)) {
+    if (hc !== 0) errs.push(field.invalid('spec.healthCheckNodePort', hc, "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"));
+  } else if (hc === 0) errs.push(field.required('spec.healthCheckNodePort'));
+  else for (const m of isValidPortNum(hc)) errs.push(field.invalid('spec.healthCheckNodePort', hc, m));
+  // internalTrafficPolicy (required for the types that have cluster IPs), trafficDistribution
+  if (s.internalTrafficPolicy == null) {
+    if (type === 'NodePort' || type === 'LoadBalancer' || type === 'ClusterIP') errs.push(field.required('spec.internalTrafficPolicy'));
+  } else if (!serviceTrafficPolicies.includes(str(s.internalTrafficPolicy))) {
+    errs.push(field.notSupported('spec.internalTrafficPolicy', s.internalTrafficPolicy, serviceTrafficPolicies));
+  }
+  if (s.trafficDistribution != null && s.trafficDistribution !== 'PreferClose') errs.push(field.notSupported('spec.trafficDistribution', s.trafficDistribution, ['PreferClose']));
+  return errs;
+}
+
+// ---- config -------------------------------------------------------------------------------------
 
 const maxDataSize = 1024 * 1024;
 const immutableSetMsg = 'field is immutable when `immutable` is set';

@@ -79,7 +79,25 @@ export function view(def: ResourceDef, e: CacheEntry): CacheEntry {
   return { ...e, obj, json: JSON.stringify(obj) };
 }
 
+/**
+ * Write hooks: what one kind does around its writes, as upstream's BeginCreate/BeginUpdate (e.g.
+ * Service ClusterIP and NodePort allocation, service-alloc.ts). begin* run after defaulting and
+ * before validation and may change the object; the finish they return is called exactly once, with
+ * the revision the object was written at, or with undefined when nothing was written (an error, a
+ * dry run, no change).
+ */
+export interface WriteHook {
+  beginCreate(obj: KObject): Promise<WriteFinish>;
+  beginUpdate(next: KObject, cur: KObject): WriteFinish;
+}
+export type WriteFinish = (writtenRev?: number) => void;
+
 export class Registry {
+  /** write hooks by kind (see WriteHook) */
+  readonly writeHooks = new Map<string, WriteHook>();
+  /** finish of the write hook that prepareUpdate ran, taken by guaranteedUpdate for the object mutate returns */
+  private readonly pendingFinish = new WeakMap<KObject, WriteFinish>();
+
   constructor(readonly store: Store, readonly cache: WatchCache, readonly now: () => Date = () => new Date()) {}
 
   storagePrefix(def: ResourceDef): string {
@@ -218,19 +236,27 @@ export class Registry {
     def.strategy.defaults?.(obj);
     if (def.kind === 'Pod') admitPodCreate(obj);
     cleanMeta(meta);
-    this.validate(def, obj);
-    if (opts.dryRun) return obj;
-    const key = this.key(def, meta.namespace, meta.name);
-    const stored = stripRV(convert(obj, storageVersionOf(def)));
-    let kv: KV;
+    const hook = this.writeHooks.get(def.kind); // write hooks: settled in the finally below
+    const finish = hook ? await hook.beginCreate(obj) : undefined;
+    let written: number | undefined;
     try {
-      kv = await this.store.create(key, JSON.stringify(stored));
-    } catch (e) {
-      if (e instanceof KeyExistsError) throw errors.alreadyExists(def.plural, meta.name, def.group);
-      throw e;
+      this.validate(def, obj);
+      if (opts.dryRun) return obj;
+      const key = this.key(def, meta.namespace, meta.name);
+      const stored = stripRV(convert(obj, storageVersionOf(def)));
+      let kv: KV;
+      try {
+        kv = await this.store.create(key, JSON.stringify(stored));
+      } catch (e) {
+        if (e instanceof KeyExistsError) throw errors.alreadyExists(def.plural, meta.name, def.group);
+        throw e;
+      }
+      written = kv.modRevision;
+      meta.resourceVersion = String(kv.modRevision);
+      return obj;
+    } finally {
+      finish?.(written);
     }
-    meta.resourceVersion = String(kv.modRevision);
-    return obj;
   }
 
   /**
@@ -257,38 +283,46 @@ export class Registry {
       const cur = convert(JSON.parse(kv.value) as KObject, apiVersionOf(def));
       cur.metadata!.resourceVersion = String(kv.modRevision);
       const next = await mutate(clone(cur));
-      const pinned = next.metadata?.resourceVersion;
-      if (pinned && pinned !== String(kv.modRevision)) {
-        throw errors.conflict(def.plural, name, 'the object has been modified; please apply your changes to the latest version and try again', def.group);
-      }
-      const out = stripRV(next);
-      const before = stripRV(cur);
-      const unchanged = JSON.stringify(out) === JSON.stringify(before);
-      const finalize = !!next.metadata?.deletionTimestamp && !(next.metadata?.finalizers?.length) && !namespaceFinalizersPending(def, next)
-        && (next.metadata?.deletionGracePeriodSeconds ?? 0) === 0;
-      if (opts.dryRun) { next.metadata!.resourceVersion = String(kv.modRevision); return { obj: next, created: false, deleted: finalize }; }
-      if (finalize) {
+      const finish = this.pendingFinish.get(next); // write hooks: settled in the finally below
+      this.pendingFinish.delete(next);
+      let written: number | undefined;
+      try {
+        const pinned = next.metadata?.resourceVersion;
+        if (pinned && pinned !== String(kv.modRevision)) {
+          throw errors.conflict(def.plural, name, 'the object has been modified; please apply your changes to the latest version and try again', def.group);
+        }
+        const out = stripRV(next);
+        const before = stripRV(cur);
+        const unchanged = JSON.stringify(out) === JSON.stringify(before);
+        const finalize = !!next.metadata?.deletionTimestamp && !(next.metadata?.finalizers?.length) && !namespaceFinalizersPending(def, next)
+          && (next.metadata?.deletionGracePeriodSeconds ?? 0) === 0;
+        if (opts.dryRun) { next.metadata!.resourceVersion = String(kv.modRevision); return { obj: next, created: false, deleted: finalize }; }
+        if (finalize) {
+          try {
+            const d = await this.store.delete(key, kv.modRevision);
+            next.metadata!.resourceVersion = String(d.modRevision);
+            return { obj: next, created: false, deleted: true };
+          } catch (e) {
+            if (e instanceof RevisionMismatchError && !pinned && attempt < 20) continue;
+            if (e instanceof KeyNotFoundError) throw errors.notFound(def.plural, name, def.group);
+            if (e instanceof RevisionMismatchError) throw errors.conflict(def.plural, name, 'the object has been modified; please apply your changes to the latest version and try again', def.group);
+            throw e;
+          }
+        }
+        if (unchanged) return { obj: cur, created: false, deleted: false };
         try {
-          const d = await this.store.delete(key, kv.modRevision);
-          next.metadata!.resourceVersion = String(d.modRevision);
-          return { obj: next, created: false, deleted: true };
+          const w = await this.store.update(key, JSON.stringify(convert(out, storageVersionOf(def))), kv.modRevision);
+          written = w.modRevision;
+          out.metadata!.resourceVersion = String(w.modRevision);
+          return { obj: out, created: false, deleted: false };
         } catch (e) {
           if (e instanceof RevisionMismatchError && !pinned && attempt < 20) continue;
           if (e instanceof KeyNotFoundError) throw errors.notFound(def.plural, name, def.group);
           if (e instanceof RevisionMismatchError) throw errors.conflict(def.plural, name, 'the object has been modified; please apply your changes to the latest version and try again', def.group);
           throw e;
         }
-      }
-      if (unchanged) return { obj: cur, created: false, deleted: false };
-      try {
-        const w = await this.store.update(key, JSON.stringify(convert(out, storageVersionOf(def))), kv.modRevision);
-        out.metadata!.resourceVersion = String(w.modRevision);
-        return { obj: out, created: false, deleted: false };
-      } catch (e) {
-        if (e instanceof RevisionMismatchError && !pinned && attempt < 20) continue;
-        if (e instanceof KeyNotFoundError) throw errors.notFound(def.plural, name, def.group);
-        if (e instanceof RevisionMismatchError) throw errors.conflict(def.plural, name, 'the object has been modified; please apply your changes to the latest version and try again', def.group);
-        throw e;
+      } finally {
+        finish?.(written);
       }
     }
   }
@@ -338,6 +372,7 @@ export class Registry {
     }
     def.strategy.prepareForUpdate?.(next, cur);
     def.strategy.defaults?.(next);
+    const finish = this.writeHooks.get(def.kind)?.beginUpdate(next, cur); // write hooks: guaranteedUpdate settles it
     cleanMeta(nm);
     // generation bump on spec change
     const genFields = def.strategy.generationFields ?? (GENERATION_KINDS.has(def.kind) ? ['spec'] : undefined);
@@ -345,7 +380,8 @@ export class Registry {
       const changed = genFields.some((f) => JSON.stringify(next[f]) !== JSON.stringify(cur[f]));
       if (changed) nm.generation = (cm.generation ?? 0) + 1;
     }
-    this.validate(def, next, cur);
+    try { this.validate(def, next, cur); } catch (e) { finish?.(); throw e; }
+    if (finish) this.pendingFinish.set(next, finish);
     return next;
   }
 

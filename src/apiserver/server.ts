@@ -14,6 +14,7 @@ import { ApiHandler, type HandlerOptions } from './handler.js';
 import { Authenticator, type UserInfo } from './auth.js';
 import { TunnelServer } from './tunnel.js'; // streaming: node tunnels
 import { StreamingProxy } from './streaming-proxy.js'; // streaming: pods/log|exec|attach|portforward
+import { installServiceAllocation } from './service-alloc.js'; // services: ClusterIP/NodePort allocation, default/kubernetes
 
 export interface ApiServerOptions {
   store: Store;
@@ -27,6 +28,9 @@ export interface ApiServerOptions {
   subresourceHandlers?: HandlerOptions['subresourceHandlers'];
   /** events kept per resource for watch resumption (default 10000); older resourceVersions get 410 */
   watchCacheSize?: number;
+  /** services: the ClusterIP range (default 10.43.0.0/16) and the NodePort range (default 30000-32767) */
+  serviceCIDR?: string;
+  serviceNodePortRange?: string;
 }
 
 export interface ApiServer {
@@ -46,6 +50,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const cache = new WatchCache(opts.store, '/registry/', opts.watchCacheSize);
   await cache.start();
   const registry = new Registry(opts.store, cache);
+  const services = installServiceAllocation(registry, { serviceCIDR: opts.serviceCIDR, nodePortRange: opts.serviceNodePortRange }); // services
   NAMESPACE_DEF.def = findResource('', 'v1', 'namespaces');
   const auth = new Authenticator(opts.requireAuth ?? true);
   for (const t of opts.tokens ?? []) auth.addToken(t.token, t.user);
@@ -69,6 +74,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     server.listen(opts.port ?? 6443, host, () => { server.off('error', reject); resolve(); });
   });
   await ensureSystemNamespaces(registry);
+  await services.startKubernetesService({ port: (server.address() as AddressInfo).port, host }); // services: default/kubernetes
   ready = true;
   const port = (server.address() as AddressInfo).port;
   const url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -76,6 +82,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     url, port, registry, handler, server, tunnels,
     async close() {
       handler.closeWatches();
+      services.stop(); // services
       streaming.close(); // upgraded connections are not closed by server.close()
       tunnels.close();
       await new Promise<void>((resolve) => {

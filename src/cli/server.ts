@@ -21,6 +21,8 @@ export const serverFlags: FlagSpec = {
   disable: { type: 'list', default: [], help: 'components to switch off (scheduler, controllers, agent, or a controller name)' },
   'disable-agent': { type: 'boolean', help: 'do not run a node agent (containers) on this host' },
   'cluster-cidr': { type: 'string', default: '10.42.0.0/16', help: 'pod network; each node gets a /24 of it' },
+  'service-cidr': { type: 'string', default: '10.43.0.0/16', help: 'Service ClusterIP range (the first address is the kubernetes Service)' },
+  'service-node-port-range': { type: 'string', default: '30000-32767', help: 'port range for NodePort Services' },
   'cluster-dns': { type: 'string', default: '10.43.0.10', help: "DNS server written into pods' resolv.conf" },
   'cluster-domain': { type: 'string', default: 'cluster.local', help: 'cluster domain' },
   'node-name': { type: 'string', help: "this host's node name (default: the host name)" },
@@ -56,6 +58,7 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
   const api = await startApiServer({
     store, port, host: bind,
     watchCacheSize: f['watch-cache-size'] as number,
+    serviceCIDR: f['service-cidr'] as string, serviceNodePortRange: f['service-node-port-range'] as string,
     tls: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.clientCaCert },
     tokens: [{ token, user: { username: 'system:admin', groups: ['system:masters', 'system:authenticated'] } }],
   });

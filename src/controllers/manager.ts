@@ -13,6 +13,9 @@ import * as deployment from './deployment/deployment-controller.js';
 import * as nodelifecycle from './nodelifecycle/node-lifecycle-controller.js';
 import * as podgc from './podgc/podgc-controller.js';
 import * as nodeipam from './nodeipam/nodeipam-controller.js';
+import * as endpoint from './endpoints/endpoints-controller.js';
+import * as endpointslice from './endpointslice/endpointslice-controller.js';
+import * as servicelb from './servicelb/servicelb-controller.js';
 
 export interface ControllerEntry {
   name: string;
@@ -28,6 +31,9 @@ export const controllers: ControllerEntry[] = [
   { name: 'nodelifecycle', start: nodelifecycle.start },
   { name: 'podgc', start: podgc.start },
   { name: 'nodeipam', start: nodeipam.start },
+  { name: 'endpoint', start: endpoint.start },
+  { name: 'endpointslice', start: endpointslice.start },
+  { name: 'servicelb', start: servicelb.start },
 ];
 
 export interface ControllerManagerOptions {

@@ -12,9 +12,9 @@
 //          (a graceful destroy), 1 = an error
 //   WINDOW payload u32: the receiver consumed that many more bytes; the sender may send them
 // Flow control is per stream and credit based (like HTTP/2): each side may have at most WINDOW bytes
-// in flight per stream; the receiver returns credit only as its reader consumes data, so a slow
-// reader stalls only its own stream, never the connection. Writes also wait for the WebSocket's
-// send callback, so a slow network pushes back on writers.
+// in flight or unread per stream; the receiver returns credit only as its reader consumes data, so a
+// slow reader stalls only its own stream, never the connection. When the WebSocket's own send buffer
+// grows past 1 MiB (a slow network), writes wait for its send callbacks too.
 //
 // The streams look enough like net.Socket for node:http (server.emit('connection', s) and
 // http.request({ createConnection })): no-op setTimeout/setNoDelay/setKeepAlive, remoteAddress.
@@ -30,6 +30,8 @@ export const MuxOp = { OPEN: 1, DATA: 2, END: 3, RESET: 4, WINDOW: 5 } as const;
 
 /** bytes a sender may have in flight per stream before the receiver returns credit */
 export const DEFAULT_WINDOW = 256 * 1024;
+/** above this many bytes queued in the WebSocket, writers wait for the socket */
+const CONGESTED_BYTES = 1024 * 1024;
 /** largest DATA payload in one frame */
 export const MAX_FRAME_PAYLOAD = 64 * 1024;
 
@@ -75,10 +77,10 @@ export class MuxStream extends Duplex {
   readonly localPort = 0;
   /** credit the peer has given us */
   private sendWindow: number;
-  /** bytes received but not yet credited back */
-  private unacked = 0;
-  /** the reader's buffer is full: hold credit until it asks for more */
-  private blocked = false;
+  /** bytes received (pushed to the reader) so far */
+  private received = 0;
+  /** credit returned to the peer so far; received - credited is what the peer may not resend */
+  private credited = 0;
   /** a write waiting for credit */
   private waitingForWindow: (() => void) | undefined;
   private remoteEnded = false;
@@ -88,7 +90,9 @@ export class MuxStream extends Duplex {
   private settled = false;
 
   constructor(private readonly mux: Mux, readonly id: number, window: number) {
-    super({ allowHalfOpen: true });
+    // credit is returned for what the reader has taken out of the buffer, so buffer + bytes in
+    // flight never exceed one window; the buffer may hold all of it
+    super({ allowHalfOpen: true, readableHighWaterMark: window, writableHighWaterMark: MAX_FRAME_PAYLOAD });
     this.sendWindow = window;
     this.remoteAddress = mux.remoteAddress;
   }
@@ -106,10 +110,16 @@ export class MuxStream extends Duplex {
 
   // --- Duplex implementation --------------------------------------------------------------------
   override _read(): void {
-    if (this.blocked) {
-      this.blocked = false;
-      this.returnCredit(true);
-    }
+    this.returnCredit();
+  }
+
+  // Every way of consuming a Readable (read(), 'data' in flowing mode, pipe) goes through read();
+  // _read alone would not do, as Node calls it before taking the bytes out of the buffer and not
+  // again until the next push.
+  override read(size?: number): ReturnType<Duplex['read']> {
+    const r = super.read(size);
+    this.returnCredit();
+    return r;
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -126,10 +136,16 @@ export class MuxStream extends Duplex {
     const n = Math.min(chunk.length - off, this.sendWindow, MAX_FRAME_PAYLOAD);
     this.sendWindow -= n;
     const last = off + n >= chunk.length;
-    this.mux.sendFrame(MuxOp.DATA, this.id, chunk.subarray(off, off + n), (err) => {
+    // wait for the socket only when the WebSocket's own buffer is large (a slow network); otherwise
+    // carry on at once — the window bounds what one stream can have in flight
+    const congested = this.mux.bufferedAmount > CONGESTED_BYTES;
+    this.mux.sendFrame(MuxOp.DATA, this.id, chunk.subarray(off, off + n), congested ? (err) => {
       if (err) { cb(err); return; }
       if (last) cb(); else this.sendChunk(chunk, off + n, cb);
-    });
+    } : undefined);
+    if (!congested) {
+      if (last) process.nextTick(cb); else this.sendChunk(chunk, off + n, cb);
+    }
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -162,23 +178,28 @@ export class MuxStream extends Duplex {
   /** @internal */
   onData(payload: Buffer, window: number): void {
     if (this.remoteEnded || this.destroyed) return;
-    if (this.unacked + payload.length > window) {
+    if (this.received - this.credited + payload.length > window) {
       // the peer ignored flow control
       this.destroy(new Error('mux: peer exceeded the flow-control window'));
       return;
     }
-    this.unacked += payload.length;
-    const more = this.push(payload);
-    if (!more) this.blocked = true;
-    else this.returnCredit(false);
+    this.received += payload.length;
+    this.push(payload); // in flowing mode with an empty buffer this hands it to the reader at once
+    this.returnCredit();
   }
 
-  private returnCredit(force: boolean): void {
-    if (this.unacked === 0 || this.remoteEnded || this.destroyed) return;
-    if (!force && this.unacked < this.mux.window / 2) return;
+  /**
+   * Return credit for the bytes the reader has consumed, in batches of a quarter window. No deadlock:
+   * a sender that waits has a whole window outstanding, and once the reader has consumed it, the
+   * credit due is a whole window.
+   */
+  private returnCredit(): void {
+    if (this.remoteEnded || this.destroyed) return;
+    const due = this.received - this.readableLength - this.credited;
+    if (due < this.mux.window / 4) return;
     const b = Buffer.allocUnsafe(4);
-    b.writeUInt32BE(this.unacked, 0);
-    this.unacked = 0;
+    b.writeUInt32BE(due, 0);
+    this.credited += due;
     this.mux.sendFrame(MuxOp.WINDOW, this.id, b);
   }
 
@@ -260,6 +281,8 @@ export class Mux extends EventEmitter {
   }
 
   get closed(): boolean { return this.closedErr !== undefined; }
+  /** bytes queued in the WebSocket, not yet handed to the kernel */
+  get bufferedAmount(): number { return this.ws.bufferedAmount; }
   get streamCount(): number { return this.streams.size; }
 
   /** open a new stream to the peer */

@@ -8,6 +8,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type * as NodePty from 'node-pty';
 import { startCluster, KUBECTL, type TestCluster } from '../integration/cluster.js';
 import { startAgent, type RunningAgent, type AgentRunConfig } from '../../src/cli/agent.js';
 import { buildBusyboxImage, busyboxRootfs } from '../../src/node/images/busybox.js';
@@ -100,11 +102,17 @@ test('logs, exec (plain, stdin, exit code, tty) and port-forward', { skip: !canR
   const failed = await c.kubectl(['exec', 'talker', '--', 'sh', '-c', 'exit 3'], { allowFail: true });
   assert.equal(failed.code, 3);
   assert.equal((await c.kubectl(['exec', '-i', 'talker', '--', 'cat'], { input: 'piped through\n' })).stdout, 'piped through\n');
-  // an interactive shell through a pseudo terminal (script(1) gives kubectl a tty)
-  const tty = execFileSync('script', ['-qec', `${KUBECTL} exec -it talker -- sh -c 'tty; echo cols=$(stty size)'`, '/dev/null'], {
-    env: c.env, input: '', timeout: 30_000,
-  }).toString();
-  assert.match(tty, /\/dev\/pts\/\d+/);
+  // an interactive shell through a pseudo terminal (node-pty gives kubectl a tty)
+  const pty = createRequire(import.meta.url)('node-pty') as typeof NodePty;
+  const term = pty.spawn(KUBECTL, ['exec', '-it', 'talker', '--', 'sh'], { cols: 77, rows: 22, env: c.env as Record<string, string>, name: 'xterm' });
+  let screen = '';
+  term.onData((d) => { screen += d; });
+  const exited = new Promise<number>((resolve) => term.onExit((e) => resolve(e.exitCode)));
+  await poll('shell prompt', async () => screen.includes('/ # ')).catch((e) => { throw new Error(`${(e as Error).message}; screen: ${JSON.stringify(screen)}`); });
+  term.write('tty; stty size; exit 5\r');
+  assert.equal(await exited, 5);
+  assert.match(screen, /\/dev\/pts\/\d+/);
+  assert.match(screen, /22 77/);
   // port-forward to a random local port
   const pf = spawn(KUBECTL, ['port-forward', 'pod/talker', ':8080'], { env: c.env });
   try {

@@ -7,8 +7,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import net from 'node:net';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -43,7 +44,7 @@ const BASE = Math.floor(Date.now() / 1000) * 1000;
 const ago = (s: number) => new Date(BASE - s * 1000);
 
 function backend(): StreamingBackend {
-  const pods: Record<string, string[]> = { 'web-1': ['app'], duo: ['a', 'b'], 'follow-1': ['app'] };
+  const pods: Record<string, string[]> = { 'web-1': ['app'], duo: ['a', 'b'], 'follow-1': ['app'], 'forever-1': ['app'] };
   const container = (pod: string, name: string | undefined): string => {
     const cs = pods[pod];
     if (!cs) throw errors.notFound('pods', pod);
@@ -121,6 +122,7 @@ before(async () => {
   logs.set('web-1/app/previous', { path: file('web-1-app-prev.log', cri(ago(3600), 'stdout', 'the instance before')), exited: done });
   logs.set('duo/a', { path: file('duo-a.log', cri(ago(5), 'stdout', 'from a')), exited: done });
   logs.set('duo/b', { path: file('duo-b.log', cri(ago(5), 'stdout', 'from b')), exited: done });
+  logs.set('forever-1/app', { path: file('forever-1.log', cri(ago(1), 'stdout', 'still running')), exited: new Promise(() => {}) });
   logs.set('follow-1/app', { path: file('follow-1.log', cri(ago(1), 'stdout', 'first')), exited: new Promise((r) => { exitFollow = r; }) });
 
   await c.kubectl(['apply', '-f', c.writeFile('objects.yaml', `
@@ -131,8 +133,8 @@ metadata: {name: ${NS}}
 apiVersion: v1
 kind: Node
 metadata: {name: ${NODE}}
----${POD('web-1', ['app'], `  nodeName: ${NODE}\n`)}---${POD('duo', ['a', 'b'], `  nodeName: ${NODE}\n`)}---${POD('follow-1', ['app'], `  nodeName: ${NODE}\n`)}---${POD('ghost-1', ['app'], `  nodeName: ${GHOST}\n`)}---${POD('pending-1', ['app'], '  nodeSelector: {no-such-label: "x"}\n')}`)]);
-  for (const p of ['web-1', 'duo', 'follow-1', 'ghost-1']) {
+---${POD('web-1', ['app'], `  nodeName: ${NODE}\n`)}---${POD('duo', ['a', 'b'], `  nodeName: ${NODE}\n`)}---${POD('follow-1', ['app'], `  nodeName: ${NODE}\n`)}---${POD('forever-1', ['app'], `  nodeName: ${NODE}\n`)}---${POD('ghost-1', ['app'], `  nodeName: ${GHOST}\n`)}---${POD('pending-1', ['app'], '  nodeSelector: {no-such-label: "x"}\n')}`)]);
+  for (const p of ['web-1', 'duo', 'follow-1', 'forever-1', 'ghost-1']) {
     await c.kubectl(['-n', NS, 'patch', 'pod', p, '--subresource=status', '--type=merge', '-p', '{"status":{"phase":"Running"}}']);
   }
   tunnel = newTunnel(NODE, c.server.token);
@@ -147,6 +149,14 @@ after(async () => {
   await c?.stop();
   target?.close();
 });
+
+async function until(pred: () => boolean, what: () => string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what()}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 
 const k = (args: string[], opts?: Parameters<TestCluster['kubectl']>[1]) => c.kubectl(['-n', NS, ...args], opts);
 
@@ -208,6 +218,20 @@ test('kubectl logs -f shows lines as they are written and exits when the contain
   }
 });
 
+test('when kubectl logs -f goes away, the agent stops following', async () => {
+  const child = spawn(KUBECTL, ['-n', NS, 'logs', '-f', 'forever-1'], { env: c.env });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  try {
+    await until(() => out.includes('still running\n'), () => `the first line; got ${JSON.stringify(out)}`);
+    assert.ok(tunnel.activeStreams >= 1);
+  } finally {
+    child.kill();
+  }
+  // the client's connection closes → the API server drops its tunnel stream → the agent's reader ends
+  await until(() => tunnel.activeStreams === 0, () => `the agent's stream to close (${tunnel.activeStreams} open)`);
+});
+
 test('errors: unbound pod, node without a tunnel, missing pod, invalid options', async () => {
   const unbound = await k(['logs', 'pending-1'], { allowFail: true });
   assert.match(unbound.stderr, /Error from server \(BadRequest\): pod pending-1 does not have a host assigned/);
@@ -227,43 +251,87 @@ test('errors: unbound pod, node without a tunnel, missing pod, invalid options',
   assert.equal(noUpgrade.body.message, 'Upgrade request required');
   const exUnbound = await k(['exec', 'pending-1', '--', 'true'], { allowFail: true });
   assert.match(exUnbound.stderr, /pod pending-1 does not have a host assigned/);
+  // an upgrade the agent refuses (no subprotocol offered): its answer is relayed as it is
+  const refused = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpsRequest(`${c.server.api.url}/api/v1/namespaces/${NS}/pods/web-1/exec?command=true&stdout=true`, {
+      ca: c.server.caPem,
+      headers: { Authorization: `Bearer ${c.server.token}`, Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+    });
+    req.on('upgrade', () => reject(new Error('upgraded without a subprotocol')));
+    req.on('response', (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(refused.status, 400);
+  assert.match(JSON.parse(refused.body).message, /no supported WebSocket subprotocol/);
 });
 
-test('kubectl exec through the tunnel: output, stderr, exit code, stdin', async () => {
-  const r = await k(['exec', 'web-1', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3'], { allowFail: true });
-  assert.equal(r.code, 3, r.stderr);
-  assert.equal(r.stdout, 'out\n');
-  assert.match(r.stderr, /err\n/);
-  assert.match(r.stderr, /command terminated with exit code 3/);
-  const cat = await k(['exec', '-i', 'web-1', '--', 'cat'], { input: 'piped through\n' });
-  assert.equal(cat.stdout, 'piped through\n');
+const SPDY_EXEC = { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' };
+const SPDY_PF = { KUBECTL_PORT_FORWARD_WEBSOCKETS: 'false' };
+
+for (const [proto, env] of [['WebSocket', {}], ['SPDY', SPDY_EXEC]] as const) {
+  test(`kubectl exec through the tunnel (${proto}): output, stderr, exit code, stdin`, async () => {
+    const r = await k(['exec', 'web-1', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3'], { allowFail: true, env });
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(r.stdout, 'out\n');
+    assert.match(r.stderr, /err\n/);
+    assert.match(r.stderr, /command terminated with exit code 3/);
+    const cat = await k(['exec', '-i', 'web-1', '--', 'cat'], { input: 'piped through\n', env });
+    assert.equal(cat.stdout, 'piped through\n');
+    // refused by the API server (kubectl tries WebSocket, then SPDY, and shows the error)
+    const bad = await k(['exec', 'duo', '-c', 'nope', '--', 'true'], { allowFail: true, env });
+    assert.match(bad.stderr, /container nope is not valid for pod duo/);
+    await until(() => tunnel.activeStreams === 0, () => `the tunnel streams to be released (${tunnel.activeStreams} open)`);
+  });
+}
+
+test('kubectl cp both ways through the tunnel, a few MB (flow control end to end)', async () => {
+  // the fake "container" is the host, so the pod's paths are paths under the test's directory
+  const big = Buffer.alloc(3 * 1024 * 1024 + 17);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7919) % 251;
+  const src = join(c.dir, 'cp-src.bin');
+  writeFileSync(src, big);
+  const fromPod = join(c.dir, 'cp-from-pod.bin');
+  await k(['cp', `${NS}/web-1:${src}`, fromPod]);
+  assert.ok(readFileSync(fromPod).equals(big));
+  const intoDir = join(c.dir, 'cp-into-pod');
+  mkdirSync(intoDir);
+  await k(['cp', fromPod, `${NS}/web-1:${intoDir}/copy.bin`]);
+  assert.ok(readFileSync(join(intoDir, 'copy.bin')).equals(big));
 });
 
-test('kubectl port-forward through the tunnel', async () => {
-  const child = spawn(KUBECTL, ['-n', NS, 'port-forward', 'pod/web-1', ':8080'], { env: c.env });
-  try {
-    let out = '';
-    const port = await new Promise<number>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`port-forward did not start: ${out}`)), 15_000);
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /Forwarding from 127\.0\.0\.1:(\d+) -> 8080/.exec(out);
-        if (m) { clearTimeout(t); resolve(Number(m[1])); }
+for (const [proto, env] of [['SPDY in WebSocket', {}], ['SPDY', SPDY_PF]] as const) {
+  test(`kubectl port-forward through the tunnel (${proto})`, async () => {
+    const child = spawn(KUBECTL, ['-n', NS, 'port-forward', 'pod/web-1', ':8080'], { env: { ...c.env, ...env } });
+    try {
+      let out = '';
+      const port = await new Promise<number>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`port-forward did not start: ${out}`)), 15_000);
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /Forwarding from 127\.0\.0\.1:(\d+) -> 8080/.exec(out);
+          if (m) { clearTimeout(t); resolve(Number(m[1])); }
+        });
+        child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
       });
-      child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-    });
-    const body = await new Promise<string>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port, path: '/' }, (res) => {
-        let b = '';
-        res.on('data', (d: Buffer) => { b += d.toString(); });
-        res.on('end', () => resolve(b));
-      }).on('error', reject);
-    });
-    assert.equal(body, 'hello through the tunnel');
-  } finally {
-    child.kill();
-  }
-});
+      const body = await new Promise<string>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port, path: '/' }, (res) => {
+          let b = '';
+          res.on('data', (d: Buffer) => { b += d.toString(); });
+          res.on('end', () => resolve(b));
+        }).on('error', reject);
+      });
+      assert.equal(body, 'hello through the tunnel');
+    } finally {
+      child.kill();
+    }
+    await until(() => tunnel.activeStreams === 0, () => `the tunnel streams to be released (${tunnel.activeStreams} open)`);
+  });
+}
 
 test('a tunnel without valid credentials is refused; the node keeps its authenticated tunnel', async () => {
   // no credentials at all

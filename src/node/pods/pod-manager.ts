@@ -152,18 +152,23 @@ export class PodManager {
   /** Called by the agent when a container's exit file appears. */
   containerExited(id: string): void {
     const meta = this.o.runtime.meta(id);
-    void this.o.runtime.finalize(id).then(() => {
-      for (const w of this.exitWaiters.get(id) ?? []) w();
-      this.exitWaiters.delete(id);
+    void this.o.runtime.finalize(id).catch(() => undefined).then((exit) => {
+      if (exit) {
+        for (const w of this.exitWaiters.get(id) ?? []) w();
+        this.exitWaiters.delete(id);
+      }
       if (meta) this.o.enqueue(`${meta.podNamespace}/${meta.podName}`);
     });
   }
 
   /** Resolves when the container has exited (at once if it already has). */
   waitExit(id: string): Promise<void> {
-    return this.o.runtime.info(id).then((i) => {
-      if (!i || i.state === 'exited' || i.state === 'unknown') return;
-      return new Promise<void>((resolve) => { (this.exitWaiters.get(id) ?? this.exitWaiters.set(id, []).get(id)!).push(resolve); });
+    // register first, then look: an exit between the two cannot be missed
+    return new Promise<void>((resolve) => {
+      let done = false;
+      const fire = () => { if (!done) { done = true; resolve(); } };
+      (this.exitWaiters.get(id) ?? this.exitWaiters.set(id, []).get(id)!).push(fire);
+      void this.o.runtime.info(id).then((i) => { if (!i || i.state === 'exited') fire(); }, fire);
     });
   }
 

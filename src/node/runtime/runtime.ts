@@ -257,7 +257,9 @@ export class Runtime {
     let code: number | undefined;
     let finishedAt = new Date().toISOString();
     try {
-      const txt = readFileSync(ef, 'utf8').trim();
+      let txt = readFileSync(ef, 'utf8').trim();
+      // the file can be seen before conmon has written its content
+      for (let i = 0; txt === '' && i < 40; i++) { await new Promise((r) => setTimeout(r, 25)); txt = readFileSync(ef, 'utf8').trim(); }
       code = Number.parseInt(txt, 10);
       finishedAt = statSync(ef).mtime.toISOString();
     } catch {

@@ -1,0 +1,332 @@
+// End to end for the Service proxy (src/proxy), once per backend (nftables, iptables): a real kyb
+// cluster (in-process API server, no node agent), three network-namespace "pods" on a bridge of
+// our own (10.<200-250>.x.0/24), each serving its own name with busybox httpd on :8080, and
+// Services + EndpointSlices written through the API. The host then reaches them by ClusterIP,
+// NodePort (127.0.0.1 and the bridge address), LoadBalancer ingress IP, and a pod reaches itself
+// through its Service (hairpin). Also: serving-terminating fallback, rejection without endpoints,
+// ClientIP affinity (across a full resync), endpoint removal, and a cleanup that leaves no table,
+// chain, hook or sysctl change behind.
+//
+// Needs root, ip, nft and/or iptables, busybox-static. Everything stays on this host: Service
+// addresses are in a random 10.43.<100-249>.0/24 routed to our bridge (so nothing can leave
+// through the default route if a rule missed), the LoadBalancer address is an unused one in the
+// bridge subnet. All names carry a random suffix; everything is removed in `after`, even on failure.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes, randomInt } from 'node:crypto';
+import { connect } from 'node:net';
+import { get as httpGet } from 'node:http';
+import { startCluster, type TestCluster } from '../integration/cluster.js';
+import { RestClient } from '../../src/client/index.js';
+import { isStatusError } from '../../src/machinery/status.js';
+import { ServiceProxy, RouteLocalnet, DEFAULT_STATE_DIR, type SyncReport } from '../../src/proxy/index.js';
+import type { KObject } from '../../src/api/types.js';
+
+const has = (cmd: string, args: string[]): boolean => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
+const isRoot = process.getuid?.() === 0;
+const canRun = isRoot && existsSync('/bin/busybox') && has('ip', ['-V']);
+const haveNft = canRun && has('nft', ['list', 'tables']);
+const haveIpt = canRun && has('iptables-save', ['-t', 'nat']) && has('iptables-restore', ['--version']);
+
+const suffix = randomBytes(3).toString('hex');
+const o2 = 200 + randomInt(51);
+const o3 = randomInt(256);
+const net = `10.${o2}.${o3}`;
+const CIDR = `${net}.0/24`;
+const GW = `${net}.1`;
+const LB_IP = `${net}.200`;
+const BRIDGE = `kybp${suffix}`;
+const pods = ['a', 'b', 'c'].map((n, i) => ({ name: `pod-${n}`, ns: `kybp-${suffix}-${n}`, veth: `kp${suffix}${n}`, ip: `${net}.${i + 2}` }));
+const [A, B, C] = pods;
+let svcNet = ''; // 10.43.R, chosen in before()
+const SERVICES = { group: '', version: 'v1', plural: 'services' };
+const SLICES = { group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices' };
+const NAMESPACES = { group: '', version: 'v1', plural: 'namespaces' };
+
+let cluster: TestCluster | undefined;
+let client: RestClient;
+let wwwDir = '';
+const servers: ChildProcess[] = [];
+let routeAdded = false;
+const localnetBefore = existsSync('/proc/sys/net/ipv4/conf/all/route_localnet') ? readFileSync('/proc/sys/net/ipv4/conf/all/route_localnet', 'utf8').trim() : '';
+
+function sh(cmd: string, args: string[]): string { return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString(); }
+function shQuiet(cmd: string, args: string[]): void { spawnSync(cmd, args, { stdio: 'ignore' }); }
+
+async function poll<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try { const v = await f(); if (v !== undefined && v !== false) return v as T; } catch (e) { last = e; }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** One HTTP GET on a fresh connection; resolves with the trimmed body. */
+function fetchBody(host: string, port: number, timeoutMs = 2000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet({ host, port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => resolve(body.trim()));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
+/** n sequential GETs; counts per body. */
+async function spread(host: string, port: number, n: number): Promise<Map<string, number>> {
+  const m = new Map<string, number>();
+  for (let i = 0; i < n; i++) { const b = await fetchBody(host, port); m.set(b, (m.get(b) ?? 0) + 1); }
+  return m;
+}
+
+/** Connects and reports how it ended: 'connected', or the error code, with the time it took. */
+function tryConnect(host: string, port: number, timeoutMs = 3000): Promise<{ outcome: string; ms: number }> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const s = connect({ host, port, timeout: timeoutMs });
+    s.on('connect', () => { s.destroy(); resolve({ outcome: 'connected', ms: Date.now() - t0 }); });
+    s.on('timeout', () => { s.destroy(); resolve({ outcome: 'timeout', ms: Date.now() - t0 }); });
+    s.on('error', (e: NodeJS.ErrnoException) => resolve({ outcome: e.code ?? e.message, ms: Date.now() - t0 }));
+  });
+}
+
+/** An HTTP GET from inside a pod's namespace (busybox nc: busybox-static's wget crashes on this host). */
+function podGet(from: typeof A, host: string, port: number): string {
+  const out = execFileSync('ip', ['netns', 'exec', from.ns, '/bin/busybox', 'nc', '-w', '3', host, String(port)], { input: 'GET / HTTP/1.0\r\n\r\n', timeout: 10_000 }).toString();
+  const i = out.indexOf('\r\n\r\n');
+  return i < 0 ? '' : out.slice(i + 4).trim();
+}
+
+interface Ep { pod: typeof A; ready?: boolean; serving?: boolean; terminating?: boolean }
+
+function sliceBody(ns: string, name: string, service: string, eps: Ep[], rv?: string): KObject {
+  return {
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+    metadata: { name, namespace: ns, labels: { 'kubernetes.io/service-name': service }, ...(rv ? { resourceVersion: rv } : {}) },
+    addressType: 'IPv4',
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    endpoints: eps.map((e) => ({
+      addresses: [e.pod.ip], targetRef: { kind: 'Pod', name: e.pod.name, namespace: ns },
+      conditions: { ready: e.ready ?? true, ...(e.serving !== undefined ? { serving: e.serving } : {}), ...(e.terminating !== undefined ? { terminating: e.terminating } : {}) },
+    })),
+  };
+}
+
+before(async () => {
+  if (!canRun || (!haveNft && !haveIpt)) return;
+  // pods: a bridge, three namespaces with a veth each, httpd in each
+  sh('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
+  sh('ip', ['addr', 'add', `${GW}/24`, 'dev', BRIDGE]);
+  sh('ip', ['link', 'set', BRIDGE, 'up']);
+  wwwDir = mkdtempSync(join(tmpdir(), 'kyb-proxy-e2e-'));
+  for (const p of pods) {
+    sh('ip', ['netns', 'add', p.ns]);
+    sh('ip', ['link', 'add', p.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p.ns]);
+    sh('ip', ['link', 'set', p.veth, 'master', BRIDGE, 'up']);
+    sh('ip', ['link', 'set', p.veth, 'type', 'bridge_slave', 'hairpin', 'on']); // a pod reaching itself through a Service
+    sh('ip', ['-n', p.ns, 'addr', 'add', `${p.ip}/24`, 'dev', 'eth0']);
+    sh('ip', ['-n', p.ns, 'link', 'set', 'eth0', 'up']);
+    sh('ip', ['-n', p.ns, 'link', 'set', 'lo', 'up']);
+    sh('ip', ['-n', p.ns, 'route', 'add', 'default', 'via', GW]);
+    const dir = join(wwwDir, p.name);
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'index.html'), `${p.name}\n`);
+    servers.push(spawn('ip', ['netns', 'exec', p.ns, '/bin/busybox', 'httpd', '-f', '-p', '8080', '-h', dir], { stdio: 'ignore' }));
+  }
+  // a Service range of our own, routed to our bridge
+  for (let i = 0; i < 20 && !routeAdded; i++) {
+    const r = 100 + randomInt(150);
+    if (spawnSync('ip', ['route', 'add', `10.43.${r}.0/24`, 'dev', BRIDGE], { stdio: 'ignore' }).status === 0) { svcNet = `10.43.${r}`; routeAdded = true; }
+  }
+  assert.ok(routeAdded, 'could not add a route for a Service range');
+  for (const p of pods) await poll(`httpd in ${p.ns}`, async () => (await fetchBody(p.ip, 8080)) === p.name);
+  cluster = await startCluster();
+  client = RestClient.fromKubeconfig(cluster.kubeconfig);
+});
+
+after(async () => {
+  if (!canRun || (!haveNft && !haveIpt)) return;
+  for (const s of servers) s.kill('SIGKILL');
+  for (const p of pods) shQuiet('ip', ['netns', 'del', p.ns]);
+  if (routeAdded) shQuiet('ip', ['route', 'del', `${svcNet}.0/24`, 'dev', BRIDGE]);
+  shQuiet('ip', ['link', 'del', BRIDGE]);
+  if (wwwDir) rmSync(wwwDir, { recursive: true, force: true });
+  client?.close();
+  await cluster?.stop();
+  assert.ok(!sh('ip', ['link', 'show']).includes(BRIDGE), 'bridge removed');
+  const netns = sh('ip', ['netns', 'list']);
+  for (const p of pods) assert.ok(!netns.includes(p.ns), `netns ${p.ns} removed`);
+});
+
+for (const backend of ['nftables', 'iptables'] as const) {
+  const available = backend === 'nftables' ? haveNft : haveIpt;
+  const skip = !canRun ? 'needs root, ip and busybox-static' : !available ? `needs ${backend}` : false;
+  describe(`service proxy with ${backend}`, { skip }, () => {
+    const tableName = `kyb${backend[0]}${suffix}`;
+    const ns = `proxy-${backend}`;
+    const ip = (n: number): string => `${svcNet}.${n + (backend === 'nftables' ? 0 : 100)}`;
+    const nodePort = (n: number): number => 30000 + ((parseInt(suffix, 16) + n * 7 + (backend === 'nftables' ? 0 : 3)) % 2700);
+    let proxy: ServiceProxy;
+    let stopProxy: AbortController;
+    let running: Promise<void>;
+    const logs: string[] = [];
+    const reports: SyncReport[] = [];
+
+    async function createService(name: string, spec: Record<string, unknown>): Promise<KObject> {
+      const svc = await client.create(SERVICES, ns, { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns }, spec: { ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }], ...spec } });
+      return svc;
+    }
+
+    async function waitProgrammed(resource: 'services' | 'endpointslices', name: string, rv: string | undefined): Promise<void> {
+      await poll(`${resource} ${ns}/${name}@${rv} programmed`, () => proxy.programmedResourceVersion(resource, ns, name) === rv);
+    }
+
+    /** Creates or replaces the slice and waits until the proxy has programmed it. */
+    async function setSlice(service: string, eps: Ep[]): Promise<void> {
+      const name = `${service}-slice`;
+      let rv: string | undefined;
+      try { rv = (await client.get(SLICES, ns, name)).metadata?.resourceVersion; } catch (e) { if (!isStatusError(e) || e.code !== 404) throw e; }
+      const out = rv ? await client.update(SLICES, ns, sliceBody(ns, name, service, eps, rv)) : await client.create(SLICES, ns, sliceBody(ns, name, service, eps));
+      await waitProgrammed('endpointslices', name, out.metadata?.resourceVersion);
+    }
+
+    before(async () => {
+      await client.create(NAMESPACES, null, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+      proxy = new ServiceProxy({
+        client, nodeName: `proxy-e2e-${suffix}`, nodeIPs: [GW], clusterCIDR: CIDR, backend, tableName,
+        syncPeriodMs: 120_000, log: (m) => logs.push(m), onSync: (r) => reports.push(r),
+      });
+      stopProxy = new AbortController();
+      running = proxy.run(stopProxy.signal);
+      await poll('first full sync', () => proxy.stats.fullSyncs >= 1);
+      assert.equal(proxy.backendName, backend);
+    });
+
+    after(async () => {
+      stopProxy?.abort();
+      await running;
+      await ServiceProxy.cleanup({ tableName });
+      if (process.env.KYB_E2E_LOG) for (const l of logs) process.stderr.write(`proxy: ${l}\n`);
+    });
+
+    test('ClusterIP spreads new connections over both ready endpoints', async () => {
+      await createService('web', { type: 'NodePort', clusterIP: ip(10), ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: nodePort(1) }] });
+      await setSlice('web', [{ pod: A }, { pod: B }]);
+      const seen = await spread(ip(10), 80, 40);
+      assert.deepEqual([...seen.keys()].sort(), ['pod-a', 'pod-b'], `both endpoints serve: ${JSON.stringify([...seen])}`);
+    });
+
+    test('NodePort answers on 127.0.0.1 and on the bridge address', async () => {
+      assert.equal(readFileSync('/proc/sys/net/ipv4/conf/all/route_localnet', 'utf8').trim(), '1');
+      for (const host of ['127.0.0.1', GW]) {
+        const seen = await spread(host, nodePort(1), 10);
+        assert.ok([...seen.keys()].every((b) => b === 'pod-a' || b === 'pod-b'), `${host}: ${JSON.stringify([...seen])}`);
+      }
+    });
+
+    test('a pod reaches its own Service (hairpin) and another pod through it', async () => {
+      await createService('solo', { clusterIP: ip(11) });
+      await setSlice('solo', [{ pod: A }]);
+      for (const from of [A, B]) {
+        assert.equal(podGet(from, ip(11), 80), 'pod-a', `from ${from.name}`);
+      }
+    });
+
+    test('LoadBalancer ingress IP and its node port reach the endpoints', async () => {
+      // a class of our own keeps any in-tree load-balancer controller away from the status we write
+      const svc = await createService('lb', { type: 'LoadBalancer', loadBalancerClass: 'example.com/proxy-e2e', clusterIP: ip(12), ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: nodePort(2) }] });
+      await setSlice('lb', [{ pod: C }]);
+      const withStatus = await client.updateStatus(SERVICES, ns, { ...svc, status: { loadBalancer: { ingress: [{ ip: LB_IP }] } } });
+      await waitProgrammed('services', 'lb', withStatus.metadata?.resourceVersion);
+      assert.equal(await fetchBody(LB_IP, 80), 'pod-c');
+      assert.equal(await fetchBody('127.0.0.1', nodePort(2)), 'pod-c');
+      assert.equal(await fetchBody(ip(12), 80), 'pod-c');
+    });
+
+    test('with no ready endpoint, traffic falls back to serving-terminating ones', async () => {
+      await createService('term', { clusterIP: ip(13) });
+      await setSlice('term', [
+        { pod: A, ready: false, serving: true, terminating: true },
+        { pod: B, ready: false, serving: false, terminating: true },
+      ]);
+      assert.deepEqual([...(await spread(ip(13), 80, 12)).keys()], ['pod-a']);
+      // once something is ready again, only the ready endpoint gets traffic
+      await setSlice('term', [
+        { pod: A, ready: false, serving: true, terminating: true },
+        { pod: C, ready: true },
+      ]);
+      assert.deepEqual([...(await spread(ip(13), 80, 12)).keys()], ['pod-c']);
+    });
+
+    test('a Service without endpoints refuses connections at once', async () => {
+      const svc = await createService('empty', { type: 'NodePort', clusterIP: ip(14), ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: nodePort(3) }] });
+      await waitProgrammed('services', 'empty', svc.metadata?.resourceVersion);
+      for (const [host, port] of [[ip(14), 80], [GW, nodePort(3)]] as const) {
+        const r = await tryConnect(host, port);
+        assert.equal(r.outcome, 'ECONNREFUSED', `${host}:${port}`);
+        assert.ok(r.ms < 1000, `${host}:${port} refused after ${r.ms} ms`);
+      }
+      // endpoints appear: the same address now serves
+      await setSlice('empty', [{ pod: B }]);
+      assert.equal(await fetchBody(ip(14), 80), 'pod-b');
+      assert.equal(await fetchBody(GW, nodePort(3)), 'pod-b');
+    });
+
+    test('sessionAffinity ClientIP keeps a client on one endpoint, across a full resync', async () => {
+      await createService('sticky', { clusterIP: ip(15), sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 300 } } });
+      await setSlice('sticky', [{ pod: A }, { pod: B }, { pod: C }]);
+      const first = await spread(ip(15), 80, 20);
+      assert.equal(first.size, 1, `one endpoint: ${JSON.stringify([...first])}`);
+      const full = proxy.stats.fullSyncs;
+      proxy.requestFullSync();
+      await poll('a full resync', () => proxy.stats.fullSyncs > full);
+      const again = await spread(ip(15), 80, 10);
+      assert.deepEqual([...again.keys()], [...first.keys()]);
+    });
+
+    test('an endpoint removed from the slice gets no more traffic', async () => {
+      await setSlice('web', [{ pod: B }]);
+      assert.deepEqual([...(await spread(ip(10), 80, 20)).keys()], ['pod-b']);
+      await setSlice('web', [{ pod: A }, { pod: B }]);
+      assert.equal((await spread(ip(10), 80, 40)).size, 2);
+    });
+
+    test('a deleted Service stops answering', async () => {
+      await client.delete(SERVICES, ns, 'solo');
+      await poll('solo unprogrammed', () => proxy.programmedResourceVersion('services', ns, 'solo') === undefined);
+      const r = await tryConnect(ip(11), 80, 1000);
+      assert.notEqual(r.outcome, 'connected');
+    });
+
+    test('deltas were used, and no write failed', () => {
+      assert.ok(reports.some((r) => r.kind === 'delta' && r.changed > 0), 'delta syncs happened');
+      assert.deepEqual(reports.filter((r) => r.error).map((r) => String(r.error)), []);
+      assert.equal(proxy.stats.failures, 0);
+    });
+
+    test('cleanup removes every table, chain, hook and the route_localnet change', async () => {
+      stopProxy.abort();
+      await running;
+      await ServiceProxy.cleanup({ tableName });
+      if (haveNft) assert.ok(!sh('nft', ['list', 'tables']).split('\n').includes(`table ip ${tableName}`), 'nft table removed');
+      if (haveIpt) {
+        const P = `${tableName.toUpperCase()}-`;
+        for (const t of ['nat', 'filter']) assert.deepEqual(sh('iptables-save', ['-t', t]).split('\n').filter((l) => l.includes(P)), [], `${t}: no ${P} chains or hooks`);
+      }
+      // another proxy on this host (a parallel test, a running kyb) keeps the sysctl at 1 on purpose
+      const others = await new RouteLocalnet(DEFAULT_STATE_DIR).others('');
+      if (others.length === 0) assert.equal(readFileSync('/proc/sys/net/ipv4/conf/all/route_localnet', 'utf8').trim(), localnetBefore);
+      // with the rules gone, the ClusterIP no longer answers
+      assert.notEqual((await tryConnect(ip(10), 80, 1000)).outcome, 'connected');
+    });
+  });
+}
