@@ -22,7 +22,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -230,6 +230,7 @@ async function endToEnd(client: RestClient, b: BackendName, n: number): Promise<
 // ---- main ---------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
+  const loadStart = loadavg()[0];
   work = mkdtempSync(join(args.dir!, 'kyb-proxy-bench-'));
   const backends = (['nftables', 'iptables'] as const).filter((b) => { const why = canRun(b); if (why) log(`${b} skipped: ${why}`); return !why; });
   const prog = new Map<string, Programming>();
@@ -282,7 +283,8 @@ async function main(): Promise<void> {
       line('proxy start → first full sync (list + load)', (e) => e.start);
     }
   }
-  out.push('', 'Default backend: nftables whenever `nft` works (ServiceProxy picks it unless told otherwise).', '');
+  out.push('', `Load average (1 min) at start / end: ${loadStart.toFixed(1)} / ${loadavg()[0].toFixed(1)} — figures from a busy machine are inflated.`);
+  out.push('Default backend: nftables whenever `nft` works (ServiceProxy picks it unless told otherwise).', '');
   process.stdout.write(out.join('\n'));
 }
 

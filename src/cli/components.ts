@@ -25,6 +25,8 @@ export interface ComponentsConfig {
   schedulerProfile?: 'LeastAllocated' | 'MostAllocated';
   /** run a node agent (real containers) for this host */
   agent?: AgentRunConfig;
+  /** run the cluster DNS server on this host (with the agent) */
+  dns?: { clusterIP: string; clusterDomain: string; clusterCIDR: string; nodeName?: string; upstream: string[] | 'host' };
 }
 
 export async function runComponents(cfg: ComponentsConfig, signal: AbortSignal): Promise<void> {
@@ -53,6 +55,21 @@ export async function runComponents(cfg: ComponentsConfig, signal: AbortSignal):
       try { a = await startAgent(agentCfg); } catch (e) { process.stderr.write(`kyb agent: ${(e as Error).message}\n`); return; }
       if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
       await a.stop();
+    })());
+  }
+  if (cfg.dns && !disabled.has('dns')) {
+    const d = cfg.dns;
+    runs.push((async () => {
+      const { ClusterDNS, hostNameservers } = await import('../dns/index.js');
+      const { internalIP } = await import('../node/host-info.js');
+      const nodeIP = internalIP();
+      const dns = new ClusterDNS({
+        client, listen: [{ address: nodeIP, port: 53 }], clusterDomain: d.clusterDomain,
+        forward: d.upstream === 'host' ? hostNameservers() : d.upstream,
+        allowFrom: [d.clusterCIDR, '127.0.0.0/8', `${nodeIP}/32`],
+        publish: { clusterIP: d.clusterIP, nodeName: d.nodeName },
+      });
+      await dns.run(signal).catch((e) => process.stderr.write(`kyb dns: ${(e as Error).message}\n`));
     })());
   }
   await Promise.all(runs);

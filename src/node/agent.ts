@@ -11,7 +11,8 @@ import { setMaxListeners } from 'node:events';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { PassThrough, type Duplex } from 'node:stream';
+import { streamLog } from './logs/log-reader.js';
 import type { Node, NodeCondition, Pod } from 'kubernetes-types/core/v1.js';
 import type { KObject } from '../api/types.js';
 import { errors, isStatusError } from '../machinery/status.js';
@@ -322,9 +323,22 @@ export class Agent implements StreamingBackend {
     return this.o.parts.exec(this.runtime.runcRoot, id, command, opts);
   }
 
+  /**
+   * Attach: the container's output from now on, read from its log (conmon's attach socket is a
+   * SOCK_SEQPACKET socket, which Node cannot open). stdout and stderr arrive merged on stdout; stdin
+   * is not connected.
+   */
   async attach(namespace: string, pod: string, container: string | undefined, _opts: { tty: boolean; stdin: boolean }): Promise<ExecProcess> {
-    void namespace; void pod; void container;
-    throw errors.badRequest('attach is not supported yet by the kybernetes agent; use kubectl logs -f');
+    const id = await this.runningContainer(namespace, pod, container);
+    const src = await this.logSource(namespace, pod, container, false);
+    const out = new PassThrough();
+    const ac = new AbortController();
+    const done = streamLog(src, { follow: true, since: new Date() }, out, ac.signal).catch(() => undefined).finally(() => out.end());
+    return {
+      stdin: null, stdout: out, stderr: null,
+      exited: done.then(async () => (await this.runtime.info(id))?.exit?.exitCode ?? 0),
+      kill: () => ac.abort(),
+    };
   }
 
   async portForward(namespace: string, pod: string, port: number): Promise<Duplex> {

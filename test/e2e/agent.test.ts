@@ -127,6 +127,24 @@ test('logs, exec (plain, stdin, exit code, tty) and port-forward', { skip: !canR
   } finally { pf.kill(); }
 });
 
+test('logs -f ends when the container exits; attach streams output', { skip: !canRun && 'needs root' }, async () => {
+  await applyPod('counter', { restartPolicy: 'Never', containers: [{ name: 'main', image: IMAGE, command: ['/bin/sh', '-c', 'sleep 1; for i in 1 2 3; do echo line $i; sleep 0.3; done'] }] });
+  await poll('counter running', async () => (await podJson('counter')).status.containerStatuses?.[0]?.state?.running);
+  const follow = await c.kubectl(['logs', '-f', 'counter']);
+  assert.equal(follow.stdout, 'line 1\nline 2\nline 3\n');
+  await applyPod('ticker', { containers: [{ name: 'main', image: IMAGE, command: ['/bin/sh', '-c', 'while :; do echo tick; sleep 0.2; done'] }] });
+  await c.kubectl(['wait', '--for=condition=Ready', 'pod/ticker', '--timeout=60s']);
+  const att = spawn(KUBECTL, ['attach', 'ticker'], { env: c.env });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      att.stdout.on('data', (d: Buffer) => { out += d.toString(); if (/tick\ntick\n/.test(out)) resolve(); });
+      att.on('exit', (code) => reject(new Error(`attach exited ${code}: ${out}`)));
+      setTimeout(() => reject(new Error(`no output from attach: ${out}`)), 20_000);
+    });
+  } finally { att.kill(); }
+});
+
 test('init containers, env and volumes from a ConfigMap, emptyDir, downward API, securityContext', { skip: !canRun && 'needs root' }, async () => {
   await c.kubectl(['create', 'configmap', 'settings', '--from-literal=greeting=hi there', '--from-literal=color=blue']);
   await applyPod('wired', {

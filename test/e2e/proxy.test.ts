@@ -3,7 +3,7 @@
 // our own (10.<200-250>.x.0/24), each serving its own name with busybox httpd on :8080, and
 // Services + EndpointSlices written through the API. The host then reaches them by ClusterIP,
 // NodePort (127.0.0.1 and the bridge address), LoadBalancer ingress IP, and a pod reaches itself
-// through its Service (hairpin). Also: serving-terminating fallback, rejection without endpoints,
+// through its Service (hairpin), and UDP. Also: serving-terminating fallback, rejection without endpoints,
 // ClientIP affinity (across a full resync), endpoint removal, and a cleanup that leaves no table,
 // chain, hook or sysctl change behind.
 //
@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
 import { connect } from 'node:net';
 import { get as httpGet } from 'node:http';
+import { createSocket } from 'node:dgram';
 import { startCluster, type TestCluster } from '../integration/cluster.js';
 import { RestClient } from '../../src/client/index.js';
 import { isStatusError } from '../../src/machinery/status.js';
@@ -106,6 +107,18 @@ function podGet(from: typeof A, host: string, port: number): string {
   return i < 0 ? '' : out.slice(i + 4).trim();
 }
 
+/** One UDP datagram to host:port on a connected socket; the reply, or the error code (ECONNREFUSED: ICMP port unreachable). */
+function udpAsk(host: string, port: number, timeoutMs = 2000): Promise<string> {
+  return new Promise((resolve) => {
+    const sock = createSocket('udp4');
+    const done = (v: string): void => { clearTimeout(t); sock.close(); resolve(v); };
+    const t = setTimeout(() => done('timeout'), timeoutMs);
+    sock.on('message', (m) => done(m.toString()));
+    sock.on('error', (e: NodeJS.ErrnoException) => done(e.code ?? e.message));
+    sock.connect(port, host, () => sock.send('hello'));
+  });
+}
+
 interface Ep { pod: typeof A; ready?: boolean; serving?: boolean; terminating?: boolean }
 
 function sliceBody(ns: string, name: string, service: string, eps: Ep[], rv?: string): KObject {
@@ -142,6 +155,14 @@ before(async () => {
     writeFileSync(join(dir, 'index.html'), `${p.name}\n`);
     servers.push(spawn('ip', ['netns', 'exec', p.ns, '/bin/busybox', 'httpd', '-f', '-p', '8080', '-h', dir], { stdio: 'ignore' }));
   }
+  // a UDP responder in pod C (for the UDP Service test)
+  const udpScript = "const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send('pod-c-udp',r.port,r.address));s.bind(5353,()=>process.stdout.write('ready\\n'))";
+  const udp = spawn('ip', ['netns', 'exec', C.ns, process.execPath, '-e', udpScript], { stdio: ['ignore', 'pipe', 'ignore'] });
+  servers.push(udp);
+  await new Promise<void>((resolve, reject) => {
+    udp.stdout!.once('data', () => resolve());
+    udp.once('exit', (code) => reject(new Error(`UDP responder exited (${code})`)));
+  });
   // a Service range of our own, routed to our bridge
   for (let i = 0; i < 20 && !routeAdded; i++) {
     const r = 100 + randomInt(150);
@@ -279,6 +300,23 @@ for (const backend of ['nftables', 'iptables'] as const) {
       await setSlice('empty', [{ pod: B }]);
       assert.equal(await fetchBody(ip(14), 80), 'pod-b');
       assert.equal(await fetchBody(GW, nodePort(3)), 'pod-b');
+    });
+
+    test('UDP: a Service port reaches the endpoint; without endpoints, port unreachable', async () => {
+      const svc = await client.create<KObject>(SERVICES, ns, {
+        apiVersion: 'v1', kind: 'Service', metadata: { name: 'dns', namespace: ns },
+        spec: { clusterIP: ip(16), ports: [{ name: 'dns', port: 53, targetPort: 5353, protocol: 'UDP' }] },
+      });
+      await waitProgrammed('services', 'dns', svc.metadata?.resourceVersion);
+      assert.equal(await udpAsk(ip(16), 53), 'ECONNREFUSED');
+      const out = await client.create<KObject>(SLICES, ns, {
+        apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+        metadata: { name: 'dns-slice', namespace: ns, labels: { 'kubernetes.io/service-name': 'dns' } },
+        addressType: 'IPv4', ports: [{ name: 'dns', port: 5353, protocol: 'UDP' }],
+        endpoints: [{ addresses: [C.ip], conditions: { ready: true } }],
+      });
+      await waitProgrammed('endpointslices', 'dns-slice', out.metadata?.resourceVersion);
+      assert.equal(await udpAsk(ip(16), 53), 'pod-c-udp');
     });
 
     test('sessionAffinity ClientIP keeps a client on one endpoint, across a full resync', async () => {

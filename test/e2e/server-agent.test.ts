@@ -30,7 +30,7 @@ test('kyb server runs its own node agent', { skip: !canRun && 'needs root, runc,
     runRoot: join(pre, 'run'), cgroupParent: `/kyb-srv-${suffix}`, bridge: `kybs${suffix}`,
   };
   const c = await startCluster(['--with-agent', '--data-dir', pre, '--node-name', node, '--cluster-cidr', `10.${octet}.0.0/16`,
-    '--agent-run-dir', flags.runRoot, '--cgroup-parent', flags.cgroupParent, '--pod-bridge', flags.bridge]);
+    '--cluster-dns-upstream', 'none', '--agent-run-dir', flags.runRoot, '--cgroup-parent', flags.cgroupParent, '--pod-bridge', flags.bridge]);
   try {
     // the agent registers its Node once it has started (kubectl wait needs the object to exist)
     const deadline = Date.now() + 60_000;
@@ -46,6 +46,8 @@ test('kyb server runs its own node agent', { skip: !canRun && 'needs root, runc,
     const pod = JSON.parse((await c.kubectl(['get', 'pod', 'hello', '-o', 'json'])).stdout);
     const res = await fetch(`http://${pod.status.podIP}:8080/`);
     assert.equal(res.status, 200);
+    // cluster DNS is published as kube-dns at 10.43.0.10
+    assert.match((await c.kubectl(['get', 'svc', '-n', 'kube-system', 'kube-dns'])).stdout, /kube-dns\s+ClusterIP\s+10\.43\.0\.10\s+<none>\s+53\/UDP,53\/TCP/);
   } finally {
     await c.server.stop();
     await cleanupAgent({ server: '', token: '', dataDir: join(pre, 'agent'), nodeName: node, ...flags });
