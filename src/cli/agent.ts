@@ -17,6 +17,7 @@ import { containerEnv } from '../node/pods/env.js';
 import { Prober } from '../node/probes/index.js';
 import { runcExec } from '../node/runtime/runc-exec.js';
 import { startStreaming } from './agent-streaming.js';
+import { ServiceProxy } from '../proxy/index.js';
 import { parseFlags, usage, type FlagSpec } from './flags.js';
 
 export interface AgentRunConfig {
@@ -36,6 +37,12 @@ export interface AgentRunConfig {
   registriesConfig?: string;
   /** restart/pull back-off base (default 10 s) */
   backoffBaseMs?: number;
+  /** pod network of the cluster (the proxy masquerades traffic from outside it) */
+  clusterCIDR?: string;
+  /** the proxy's nftables table / iptables chain prefix (default 'kybernetes') */
+  proxyTableName?: string;
+  /** run no service proxy (k3s: --disable-kube-proxy) */
+  disableProxy?: boolean;
   /** skip the host prerequisite check */
   skipPreflight?: boolean;
   log?(msg: string): void;
@@ -113,6 +120,7 @@ async function buildAgent(cfg: AgentRunConfig, log: (m: string) => void, importI
 export async function cleanupAgent(cfg: AgentRunConfig): Promise<void> {
   const b = await buildAgent(cfg, cfg.log ?? (() => undefined), false);
   await b.agent.cleanup();
+  await ServiceProxy.cleanup({ tableName: cfg.proxyTableName, stateDir: join(cfg.runRoot ?? '/run/kybernetes', 'proxy') });
   b.client.close();
 }
 
@@ -127,12 +135,18 @@ export async function startAgent(cfg: AgentRunConfig): Promise<RunningAgent> {
   const ac = new AbortController();
   const streaming = startStreaming({ agent, server: cfg.server, caPem: cfg.caPem, token: cfg.token, nodeName, signal: ac.signal, log });
   const done = agent.run(ac.signal).catch((e) => log(`stopped: ${(e as Error).stack ?? e}`));
+  const proxy = cfg.disableProxy ? undefined : new ServiceProxy({
+    client, nodeName, nodeIPs: [], clusterCIDR: cfg.clusterCIDR ?? '10.42.0.0/16', tableName: cfg.proxyTableName,
+    stateDir: join(cfg.runRoot ?? '/run/kybernetes', 'proxy'), log: (m) => log(`proxy: ${m}`),
+  });
+  const proxyDone = proxy?.run(ac.signal).catch((e) => log(`proxy stopped: ${(e as Error).stack ?? e}`));
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
     ac.abort();
     await done;
+    await proxyDone;
     await streaming.stop();
     prober.stopAll();
     client.close();
@@ -142,6 +156,7 @@ export async function startAgent(cfg: AgentRunConfig): Promise<RunningAgent> {
     async cleanup() {
       await stop();
       await agent.cleanup();
+      if (!cfg.disableProxy) await ServiceProxy.cleanup({ tableName: cfg.proxyTableName, stateDir: join(cfg.runRoot ?? '/run/kybernetes', 'proxy') });
     },
   };
 }
@@ -155,6 +170,8 @@ export const agentFlags: FlagSpec = {
   'node-label': { type: 'list', default: [], help: 'extra node label KEY=VALUE' },
   'cluster-dns': { type: 'string', default: '10.43.0.10', help: 'DNS server written into pods\' resolv.conf' },
   'cluster-domain': { type: 'string', default: 'cluster.local', help: 'cluster domain' },
+  'cluster-cidr': { type: 'string', default: '10.42.0.0/16', help: 'pod network of the cluster' },
+  'disable-kube-proxy': { type: 'boolean', help: 'run no service proxy on this node' },
   'pod-cidr': { type: 'string', help: 'use this pod CIDR instead of one assigned by the control plane' },
   'private-registry': { type: 'string', help: 'registries.yaml (mirrors, auth, insecure registries)' },
   cleanup: { type: 'boolean', help: 'stop and remove every pod, container, network and cgroup of this agent, then exit' },
@@ -174,6 +191,7 @@ export async function runAgentCommand(argv: string[]): Promise<void> {
     server: server ?? '', token: token ?? '', caPem: f['ca-file'] ? readFileSync(f['ca-file'] as string, 'utf8') : undefined,
     dataDir: join(base, 'agent'), nodeName: f['node-name'] as string | undefined, labels,
     clusterDNS: [f['cluster-dns'] as string], clusterDomain: f['cluster-domain'] as string,
+    clusterCIDR: f['cluster-cidr'] as string, disableProxy: f['disable-kube-proxy'] as boolean | undefined,
     podCIDR: f['pod-cidr'] as string | undefined, registriesConfig: f['private-registry'] as string | undefined,
   };
   if (f.cleanup) { await cleanupAgent(acfg); return; }

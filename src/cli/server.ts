@@ -28,6 +28,8 @@ export const serverFlags: FlagSpec = {
   'cluster-dns-upstream': { type: 'string', default: 'host', help: "where cluster DNS forwards other names: 'host' (the host's resolv.conf), 'none', or a comma-separated list of IPs" },
   'node-name': { type: 'string', help: "this host's node name (default: the host name)" },
   'private-registry': { type: 'string', help: 'registries.yaml for the agent (mirrors, auth, insecure registries)' },
+  'disable-kube-proxy': { type: 'boolean', help: 'run no service proxy on this host' },
+  'proxy-table': { type: 'string', help: "(hidden) the proxy's nftables table / iptables chain prefix (default 'kybernetes')" },
   'agent-run-dir': { type: 'string', default: '/run/kybernetes', help: '(hidden) runc state and conmon exit files of the agent' },
   'cgroup-parent': { type: 'string', default: '/kybernetes', help: '(hidden) cgroup under which the agent puts pods' },
   'pod-bridge': { type: 'string', default: 'kyb0', help: '(hidden) name of the pod network bridge' },
@@ -77,6 +79,8 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
       agent: {
         server: `https://127.0.0.1:${api.port}`, caPem: pki.serverCaCert, token,
         dataDir: join(dataDir, 'agent'), nodeName: f['node-name'] as string | undefined,
+        clusterCIDR: f['cluster-cidr'] as string, disableProxy: f['disable-kube-proxy'] as boolean | undefined,
+        proxyTableName: f['proxy-table'] as string | undefined,
         runRoot: f['agent-run-dir'] as string, cgroupParent: f['cgroup-parent'] as string, bridge: f['pod-bridge'] as string,
         clusterDNS: [f['cluster-dns'] as string], clusterDomain: f['cluster-domain'] as string,
         registriesConfig: f['private-registry'] as string | undefined,
