@@ -24,7 +24,7 @@
 // bridges, cgroups), podman pods/network/bridge/iptables chains/state dirs, processes, temp dirs.
 //
 //   node --import tsx bench/pod-start-bench.ts [--pods 50] [--rounds 3] [--no-podman] [--dir /tmp]
-//                                              [--cluster-cidr 10.231.0.0/16] [--verbose]
+//                                              [--cluster-cidr auto] [--verbose]
 // Needs root, runc, conmon, the CNI plugins, busybox-static; podman + catatonit optionally.
 //
 // The agent runs as `kyb agent` when that command has flags for a private run dir, cgroup parent and
@@ -93,7 +93,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'no-podman': { type: 'boolean', default: false },
     'podman-pods': { type: 'string' },
-    'cluster-cidr': { type: 'string', default: '10.231.0.0/16' },
+    'cluster-cidr': { type: 'string', default: 'auto' },
     dir: { type: 'string', default: tmpdir() },
     verbose: { type: 'boolean', default: false },
     'agent-child': { type: 'string' },
@@ -105,19 +105,21 @@ const ROUNDS = Math.max(1, Number(args.rounds));
 const PODMAN_N = Math.max(2, Number(args['podman-pods'] ?? args.pods));
 
 const suffix = randomBytes(3).toString('hex');
-const octet = 1 + (parseInt(suffix, 16) % 250);
 const names = {
   node: `bench-${suffix}`,
   bridge: `kybb${suffix}`,
   floorBridge: `kybf${suffix}`,
   podmanBridge: `kybp${suffix}`,
   podmanNet: `kybbench-${suffix}`,
+  proxyTable: `kybx${suffix}`, // the agent's service proxy (nft table / iptables chain prefix, at most 10 characters)
   cgroupParent: `/kyb-bench-${suffix}`,
   floorCgroupParent: `/kyb-bench-${suffix}-floor`,
   runDir: `/run/kyb-bench-${suffix}`,
   floorNetns: `kybf-${suffix}-`,
-  floorSubnet: `10.232.${octet}.0/24`,
-  podmanSubnet: `10.233.${octet}.0/24`,
+  // set by pickNetworks(): three 10.X.0.0/16 no address or route of this host is in
+  clusterCIDR: '',
+  floorSubnet: '',
+  podmanSubnet: '',
 };
 
 interface Proc { proc: ChildProcess; logFile: string }
@@ -261,6 +263,32 @@ function tail(file: string, lines = 30): string {
   try { return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n'); } catch { return ''; }
 }
 
+/**
+ * Second octets X of 10.X.0.0/16 that an address or route of this host is in (another cluster, a
+ * test's bridge), so that two benches or a bench and a test never share a pod network.
+ */
+async function used10Octets(): Promise<Set<number>> {
+  const used = new Set<number>();
+  const text = `${(await sh('ip', ['-4', '-o', 'addr'])).stdout}\n${(await sh('ip', ['-4', 'route', 'show', 'table', 'all'])).stdout}`;
+  for (const m of text.matchAll(/\b10\.(\d{1,3})\.\d{1,3}\.\d{1,3}(?:\/(\d{1,2}))?/g)) {
+    const x = Number(m[1]);
+    const len = m[2] ? Number(m[2]) : 32;
+    const span = len >= 16 ? 1 : 2 ** (16 - len);
+    for (let i = x - (x % span); i < x - (x % span) + span; i++) used.add(i);
+  }
+  return used;
+}
+
+/** the cluster CIDR (--cluster-cidr, or a free /16) and a /24 each for the floor and podman; 10.150–10.199 by default (the e2e tests use 10.200–10.249) */
+async function pickNetworks(): Promise<void> {
+  const used = await used10Octets();
+  const free = Array.from({ length: 50 }, (_, i) => 150 + i).filter((x) => !used.has(x)).sort(() => Math.random() - 0.5);
+  const take = () => free.shift() ?? 150 + Math.floor(Math.random() * 50);
+  names.clusterCIDR = args['cluster-cidr'] === 'auto' ? `10.${take()}.0.0/16` : args['cluster-cidr']!;
+  names.floorSubnet = `10.${take()}.0.0/24`;
+  names.podmanSubnet = `10.${take()}.0.0/24`;
+}
+
 // ======================================================================================== kyb
 
 interface Cluster {
@@ -273,7 +301,7 @@ async function startServer(): Promise<Omit<Cluster, 'agent' | 'agentMode' | 'age
   const dataDir = join(work, 'kyb');
   const port = await freePort();
   const server = startProcess(process.execPath, [...TSX, '-e', MAIN, 'server', '--data-dir', dataDir, '--https-listen-port', String(port),
-    '--disable-agent', '--cluster-cidr', args['cluster-cidr']!], join(work, 'server.log'));
+    '--disable-agent', '--cluster-cidr', names.clusterCIDR], join(work, 'server.log'));
   const url = `https://127.0.0.1:${port}`;
   const caFile = join(dataDir, 'tls/server-ca.crt');
   const { token, caPem } = await waitFor('kyb server', async () => {
@@ -289,20 +317,24 @@ async function startServer(): Promise<Omit<Cluster, 'agent' | 'agentMode' | 'age
 }
 
 /** `kyb agent` if it takes a private run dir, cgroup parent and bridge; else startAgent() in a child. */
-function agentCommandFlags(): { runDir: string } | undefined {
+function agentCommandFlags(): { runDir: string; proxyTable?: string } | undefined {
   const f = agentCli.agentFlags as Record<string, unknown>;
   const runDir = ['agent-run-dir', 'run-dir'].find((k) => k in f);
-  return runDir && 'cgroup-parent' in f && 'pod-bridge' in f ? { runDir } : undefined;
+  // without a flag naming the proxy's table it would use the host's `kybernetes` table: run it without the proxy then
+  const proxyTable = ['proxy-table', 'kube-proxy-table'].find((k) => k in f);
+  return runDir && 'cgroup-parent' in f && 'pod-bridge' in f && (proxyTable || 'disable-kube-proxy' in f) ? { runDir, proxyTable } : undefined;
 }
 
 async function startAgentProcess(c: Omit<Cluster, 'agent' | 'agentMode' | 'agentCfg' | 'agentCliArgs'>): Promise<Cluster> {
   const agentCfg: agentCli.AgentRunConfig = {
     server: c.url, caPem: c.caPem, token: c.token, nodeName: names.node, dataDir: join(c.dataDir, 'agent'),
     runRoot: names.runDir, cgroupParent: names.cgroupParent, bridge: names.bridge,
+    clusterCIDR: names.clusterCIDR, proxyTableName: names.proxyTable,
   };
   const flags = agentCommandFlags();
   const agentCliArgs = flags ? ['--server', c.url, '--token', c.token, '--ca-file', c.caFile, '--data-dir', c.dataDir, '--node-name', names.node,
-    `--${flags.runDir}`, names.runDir, '--cgroup-parent', names.cgroupParent, '--pod-bridge', names.bridge] : [];
+    `--${flags.runDir}`, names.runDir, '--cgroup-parent', names.cgroupParent, '--pod-bridge', names.bridge, '--cluster-cidr', names.clusterCIDR,
+    ...(flags.proxyTable ? [`--${flags.proxyTable}`, names.proxyTable] : ['--disable-kube-proxy'])] : [];
   // the image, imported into the agent's store before it starts (as `kyb images import` would)
   const archive = join(work, 'busybox.tar');
   await buildBusyboxImage({ out: archive, ref: IMAGE, files: { '/www/index.html': 'hello from the pod-start bench\n' } });
@@ -786,6 +818,7 @@ async function sweep(): Promise<string[]> {
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '')
     .filter((m) => (work && m.startsWith(`${work}/`)) || m.startsWith(`${names.runDir}/`)).sort((a, b) => b.length - a.length);
   for (const m of mounts) { left.push(`mount ${m}`); await sh('umount', ['-l', m]); }
+  if ((await sh('nft', ['list', 'table', 'ip', names.proxyTable])).code === 0) { left.push(`nft table ip ${names.proxyTable}`); await sh('nft', ['delete', 'table', 'ip', names.proxyTable]); }
   for (const b of [names.bridge, names.floorBridge, names.podmanBridge]) {
     if (existsSync(`/sys/class/net/${b}`)) { left.push(`bridge ${b}`); await sh('ip', ['link', 'delete', b]); }
   }
@@ -830,7 +863,8 @@ async function main(): Promise<void> {
   clkTck = Number((await sh('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
   const loadStart = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   work = mkdtempSync(join(args.dir!, 'kyb-pod-start-bench-'));
-  log(`work dir ${work}; run dir ${names.runDir}; bridge ${names.bridge}; cgroup ${names.cgroupParent}; ${N} pods × ${ROUNDS} rounds`);
+  await pickNetworks();
+  log(`work dir ${work}; run dir ${names.runDir}; bridge ${names.bridge}; cgroup ${names.cgroupParent}; cluster CIDR ${names.clusterCIDR} (floor ${names.floorSubnet}, podman ${names.podmanSubnet}); ${N} pods × ${ROUNDS} rounds`);
 
   const base = await startServer();
   cluster = { ...base, agentMode: 'startAgent child', agentCfg: { server: base.url, token: base.token, dataDir: join(base.dataDir, 'agent') }, agentCliArgs: [] };
