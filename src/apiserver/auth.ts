@@ -12,6 +12,10 @@ export class Authenticator {
 
   addToken(token: string, user: UserInfo): void { this.tokens.set(token, user); }
 
+  /** Extra bearer-token checks (service-account JWTs), tried after the static tokens. */
+  private readonly tokenAuthenticators: ((token: string) => UserInfo | undefined)[] = [];
+  addTokenAuthenticator(fn: (token: string) => UserInfo | undefined): void { this.tokenAuthenticators.push(fn); }
+
   authenticate(req: IncomingMessage): UserInfo | undefined {
     if (!this.required) return { username: 'system:admin', groups: ['system:masters', 'system:authenticated'] };
     const h = req.headers.authorization;
@@ -20,6 +24,10 @@ export class Authenticator {
       for (const [t, u] of this.tokens) {
         const a = Buffer.from(t), b = Buffer.from(tok);
         if (a.length === b.length && timingSafeEqual(a, b)) return u;
+      }
+      for (const fn of this.tokenAuthenticators) {
+        const u = fn(tok);
+        if (u) return u;
       }
       return undefined;
     }

@@ -5,7 +5,10 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { existsSync, mkdirSync, readFileSync, statfsSync } from 'node:fs';
-import { RestClient } from '../client/index.js';
+import type { Service } from 'kubernetes-types/core/v1.js';
+import type { KObject } from '../api/types.js';
+import { Informer, RestClient } from '../client/index.js';
+import { serviceEnvFor } from '../node/pods/service-env.js';
 import { Agent, type AgentParts } from '../node/agent.js';
 import { ImageStore } from '../node/images/index.js';
 import { CniNetwork } from '../node/network/cni.js';
@@ -57,7 +60,7 @@ export interface RunningAgent {
   cleanup(): Promise<void>;
 }
 
-interface BuiltAgent { agent: Agent; images: ImageStore; prober: Prober; client: RestClient; nodeName: string }
+interface BuiltAgent { agent: Agent; images: ImageStore; prober: Prober; client: RestClient; nodeName: string; services: Informer<Service & KObject> }
 
 async function buildAgent(cfg: AgentRunConfig, log: (m: string) => void, importImages: boolean): Promise<BuiltAgent> {
   const dataDir = cfg.dataDir;
@@ -71,6 +74,7 @@ async function buildAgent(cfg: AgentRunConfig, log: (m: string) => void, importI
       if (r.error) log(`import ${r.file}: ${r.error}`); else log(`imported ${r.refs.join(', ')} from ${r.file}`);
     }
   }
+  const services = new Informer<Service & KObject>({ client, resource: { group: '', version: 'v1', plural: 'services' } });
   const volumes = new VolumeManager({ root: join(dataDir, 'pods'), client, nodeName });
   const prober = new Prober();
   let agent: Agent | undefined;
@@ -79,7 +83,12 @@ async function buildAgent(cfg: AgentRunConfig, log: (m: string) => void, importI
   const parts: AgentParts = {
     images,
     volumes,
-    env: (pod, c, imageEnv) => containerEnv(pod, c, { client, imageEnv, hostname: pod.spec?.hostname ?? pod.metadata?.name }),
+    env: (pod, c, imageEnv) => {
+      // as the kubelet: no container starts before the Services were read once (their variables)
+      if (!services.hasSynced()) return Promise.reject(new Error('services have not yet been read at least once, cannot construct envvars'));
+      const serviceEnv = serviceEnvFor(pod, services.indexer.list());
+      return containerEnv(pod, c, { client, imageEnv, serviceEnv, hostname: pod.spec?.hostname ?? pod.metadata?.name });
+    },
     subPath: (v, s) => resolveSubPath(v, s),
     probes: {
       add: (key, spec, onResult) => prober.add(key, {
@@ -113,7 +122,7 @@ async function buildAgent(cfg: AgentRunConfig, log: (m: string) => void, importI
     clusterDNS: cfg.clusterDNS ?? ['10.43.0.10'], clusterDomain: cfg.clusterDomain ?? 'cluster.local',
     podCIDR: cfg.podCIDR, labels: cfg.labels, backoffBaseMs: cfg.backoffBaseMs, parts, log,
   });
-  return { agent, images, prober, client, nodeName };
+  return { agent, images, prober, client, nodeName, services };
 }
 
 /** Stops and removes everything an agent with this configuration made; needs no API server. */
@@ -131,8 +140,9 @@ export async function startAgent(cfg: AgentRunConfig): Promise<RunningAgent> {
     if (!pf.ok) throw new Error(`the node agent cannot run on this host:\n${formatPreflight(pf)}`);
     for (const ch of pf.checks) if (!ch.ok) log(`preflight: ${ch.name}: ${ch.detail}${ch.fix ? ` (fix: ${ch.fix})` : ''}`);
   }
-  const { agent, images, prober, client, nodeName } = await buildAgent(cfg, log, true);
+  const { agent, images, prober, client, nodeName, services } = await buildAgent(cfg, log, true);
   const ac = new AbortController();
+  const servicesDone = services.run(ac.signal);
   const streaming = startStreaming({ agent, server: cfg.server, caPem: cfg.caPem, token: cfg.token, nodeName, signal: ac.signal, log });
   const done = agent.run(ac.signal).catch((e) => log(`stopped: ${(e as Error).stack ?? e}`));
   const proxy = cfg.disableProxy ? undefined : new ServiceProxy({
@@ -147,6 +157,7 @@ export async function startAgent(cfg: AgentRunConfig): Promise<RunningAgent> {
     ac.abort();
     await done;
     await proxyDone;
+    await servicesDone;
     await streaming.stop();
     prober.stopAll();
     client.close();

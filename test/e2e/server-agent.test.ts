@@ -138,6 +138,9 @@ test('Services: ClusterIP spreads over 3 replicas, NodePort on 127.0.0.1, LoadBa
   // a pod finds the Service by name through cluster DNS (10.43.0.10 via the proxy) and reaches its ClusterIP
   await c.kubectl(['run', 'client', '--image=kyb.local/web:v1', '--image-pull-policy=IfNotPresent', '--', '/bin/sleep', '3600']);
   await c.kubectl(['wait', '--for=condition=Ready', 'pod/client', '--timeout=60s']);
+  // Service environment variables, as upstream
+  const env = (await c.kubectl(['exec', 'client', '--', '/bin/sh', '-c', 'echo $WEB_SERVICE_HOST $WEB_SERVICE_PORT $WEB_PORT $KUBERNETES_SERVICE_HOST'])).stdout.trim();
+  assert.equal(env, `${vip} 80 tcp://${vip}:80 10.43.0.1`);
   const ns = await poll('DNS answer', async () => {
     const r = await c.kubectl(['exec', 'client', '--', 'nslookup', 'web.default.svc.cluster.local'], { allowFail: true });
     return r.code === 0 && r.stdout.includes(vip) ? r.stdout : undefined;
