@@ -15,6 +15,7 @@ import { Authenticator, type UserInfo } from './auth.js';
 import { TunnelServer } from './tunnel.js'; // streaming: node tunnels
 import { StreamingProxy } from './streaming-proxy.js'; // streaming: pods/log|exec|attach|portforward
 import { installServiceAllocation } from './service-alloc.js'; // services: ClusterIP/NodePort allocation, default/kubernetes
+import { installServiceAccountTokens } from './serviceaccount-admission.js'; // service-account tokens
 
 export interface ApiServerOptions {
   store: Store;
@@ -31,6 +32,9 @@ export interface ApiServerOptions {
   /** services: the ClusterIP range (default 10.43.0.0/16) and the NodePort range (default 30000-32767) */
   serviceCIDR?: string;
   serviceNodePortRange?: string;
+  /** service-account signing key (PEM): enables serviceaccounts/token, JWT authentication and the
+   *  kube-api-access volume admission */
+  serviceAccountKey?: string;
 }
 
 export interface ApiServer {
@@ -60,7 +64,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   // streaming: pod log/exec/attach/portforward are proxied to the pod's node agent over its tunnel
   const tunnels = new TunnelServer();
   const streaming = new StreamingProxy({ registry, tunnels, auth });
-  const subresourceHandlers = { ...streaming.subresourceHandlers, ...opts.subresourceHandlers };
+  const saTokens = opts.serviceAccountKey ? installServiceAccountTokens(registry, auth, opts.serviceAccountKey) : undefined; // service-account tokens
+  const subresourceHandlers = { ...streaming.subresourceHandlers, ...saTokens?.subresourceHandlers, ...opts.subresourceHandlers };
   const handler = new ApiHandler({ registry, discovery, auth, subresourceHandlers, ready: () => ready });
   const server: Server = opts.tls
     ? (createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.clientCa, requestCert: !!opts.tls.clientCa, rejectUnauthorized: false }, handler.handle) as unknown as Server)

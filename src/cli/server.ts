@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { openStore } from '../storage/index.js';
 import { startApiServer, type ApiServer } from '../apiserver/server.js';
 import { ensurePki, ensureToken } from '../apiserver/pki.js';
+import { ensureServiceAccountKey } from '../apiserver/serviceaccount-token.js';
 import { renderKubeconfig, writeKubeconfig } from '../apiserver/kubeconfig.js';
 import { parseFlags, usage, type FlagSpec } from './flags.js';
 import { startComponents } from './components.js';
@@ -63,6 +64,7 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
     watchCacheSize: f['watch-cache-size'] as number,
     serviceCIDR: f['service-cidr'] as string, serviceNodePortRange: f['service-node-port-range'] as string,
     tls: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.clientCaCert },
+    serviceAccountKey: ensureServiceAccountKey(dataDir),
     tokens: [{ token, user: { username: 'system:admin', groups: ['system:masters', 'system:authenticated'] } }],
   });
   const kubeconfigPath = (f['write-kubeconfig'] as string | undefined) ?? join(dataDir, 'kubeconfig.yaml');
@@ -74,7 +76,7 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
   const components = startComponents({
     server: `https://127.0.0.1:${api.port}`, caPem: pki.serverCaCert, token,
     disable: disabled,
-    controllerOptions: { nodeipam: { clusterCIDR: f['cluster-cidr'] as string } },
+    controllerOptions: { nodeipam: { clusterCIDR: f['cluster-cidr'] as string }, rootcacert: { caPem: pki.serverCaCert } },
     ...(agentOn ? {
       agent: {
         server: `https://127.0.0.1:${api.port}`, caPem: pki.serverCaCert, token,

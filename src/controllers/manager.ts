@@ -16,6 +16,7 @@ import * as nodeipam from './nodeipam/nodeipam-controller.js';
 import * as endpoint from './endpoints/endpoints-controller.js';
 import * as endpointslice from './endpointslice/endpointslice-controller.js';
 import * as servicelb from './servicelb/servicelb-controller.js';
+import * as rootcacert from './rootcacert/rootcacert-controller.js';
 
 export interface ControllerEntry {
   name: string;
@@ -34,6 +35,7 @@ export const controllers: ControllerEntry[] = [
   { name: 'endpoint', start: endpoint.start },
   { name: 'endpointslice', start: endpointslice.start },
   { name: 'servicelb', start: servicelb.start },
+  { name: 'rootcacert', start: rootcacert.start },
 ];
 
 export interface ControllerManagerOptions {

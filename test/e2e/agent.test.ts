@@ -52,7 +52,7 @@ before(async () => {
   agentCfg = {
     server: `https://127.0.0.1:${c.server.api.port}`, caPem: c.server.caPem, token: c.server.token,
     nodeName: `e2e-${suffix}`, dataDir: join(c.dir, 'agent'), runRoot: join(c.dir, 'run'), cgroupParent: `/kyb-e2e-${suffix}`,
-    bridge: `kybe${suffix}`, clusterDNS: ['10.43.0.10'], clusterDomain: 'cluster.local', backoffBaseMs: 3000, log: process.env.KYB_E2E_LOG ? (m: string) => process.stderr.write(`agent: ${m}\n`) : () => undefined,
+    bridge: `kybe${suffix}`, proxyTableName: `ka${suffix}`, clusterDNS: ['10.43.0.10'], clusterDomain: 'cluster.local', backoffBaseMs: 3000, log: process.env.KYB_E2E_LOG ? (m: string) => process.stderr.write(`agent: ${m}\n`) : () => undefined,
   };
   const img = await buildBusyboxImage({ out: join(c.dir, 'busybox.tar'), ref: IMAGE, files: { '/www/index.html': 'hello from kyb e2e\n' } });
   agent = await startAgent(agentCfg);

@@ -19,8 +19,11 @@
 // a directory`); VolumeSetUpError.event gives the whole event text
 // `MountVolume.SetUp failed for volume "v" : …`.
 //
-// serviceAccountToken projections: there is no TokenRequest API yet, so the file gets a clearly
-// labelled placeholder (not a JWT; see PLACEHOLDER_TOKEN_PREFIX). The ca.crt and namespace files of the
+// serviceAccountToken projections: the token comes from the API server's TokenRequest API
+// (POST serviceaccounts/<sa>/token, bound to the pod, with the projection's audience and lifetime); it
+// is kept per pod and volume, and refresh() asks for a new one once 80% of its lifetime has passed (as
+// the kubelet does). When the request fails the file gets a clearly labelled placeholder (not a JWT; see
+// PLACEHOLDER_TOKEN_PREFIX), the failure is logged, and the next refresh tries again. The ca.crt and namespace files of the
 // standard kube-api-access volume come from its configMap (kube-root-ca.crt) and downwardAPI sources,
 // handled like any other projection.
 import { promises as fs } from 'node:fs';
@@ -37,6 +40,10 @@ import { mountTmpfs, mountsUnder, isMountPoint, unmount } from './mounts.js';
 
 export const configMapsResource = { group: '', version: 'v1', plural: 'configmaps' };
 export const secretsResource = { group: '', version: 'v1', plural: 'secrets' };
+export const serviceAccountsResource = { group: '', version: 'v1', plural: 'serviceaccounts' };
+
+/** A token obtained for a pod's serviceAccountToken projection. */
+interface CachedToken { token: string; issuedAt: number; expiresAt: number; placeholder: boolean }
 
 /** What a container mounts for one pod volume. */
 export interface MountedVolume {
@@ -109,6 +116,8 @@ function podMemoryLimit(pod: Pod): bigint | undefined {
 export class VolumeManager {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly memoryBackedSecrets: boolean;
+  /** tokens by `<podUID>/<volume>/<path>` */
+  private readonly tokens = new Map<string, CachedToken>();
 
   constructor(private readonly o: VolumeManagerOptions) {
     this.memoryBackedSecrets = o.memoryBackedSecrets ?? (process.getuid?.() === 0);
@@ -182,6 +191,7 @@ export class VolumeManager {
         await fs.rm(volumes, { recursive: true, force: true });
       }
       await fs.rmdir(podDir).catch(() => undefined); // only when nothing else lives there
+      for (const k of [...this.tokens.keys()]) if (k.startsWith(`${podUID}/`)) this.tokens.delete(k);
     });
   }
 
@@ -360,10 +370,7 @@ export class VolumeManager {
         else if (src.secret) await addSecret(src.secret.name ?? '', src.secret.items, src.secret.optional === true, mode);
         else if (src.downwardAPI) addDownward(src.downwardAPI.items, mode);
         else if (src.serviceAccountToken) {
-          const sa = pod.spec?.serviceAccountName || 'default';
-          const aud = src.serviceAccountToken.audience ?? '';
-          // Not a credential: there is no TokenRequest API yet. Labelled so nobody mistakes it for one.
-          const token = `${PLACEHOLDER_TOKEN_PREFIX}.no-TokenRequest-API-yet.serviceaccount=${ns}/${sa}${aud ? `.audience=${aud}` : ''}`;
+          const token = await this.serviceAccountToken(pod, v.name, src.serviceAccountToken);
           put(src.serviceAccountToken.path, token, mode);
         } else {
           const kind = Object.keys(src)[0] ?? 'unknown';
@@ -373,6 +380,40 @@ export class VolumeManager {
       return out;
     }
     return undefined;
+  }
+
+  /** The token for one serviceAccountToken projection: the cached one while under 80% of its lifetime, else a new one. */
+  private async serviceAccountToken(pod: Pod, volume: string, proj: { path: string; audience?: string; expirationSeconds?: number }): Promise<string> {
+    const ns = pod.metadata?.namespace ?? 'default';
+    const sa = pod.spec?.serviceAccountName || 'default';
+    const key = `${pod.metadata?.uid ?? ''}/${volume}/${proj.path}`;
+    const now = Date.now();
+    const cur = this.tokens.get(key);
+    if (cur && !cur.placeholder && now < cur.issuedAt + 0.8 * (cur.expiresAt - cur.issuedAt)) return cur.token;
+    const expirationSeconds = proj.expirationSeconds ?? 3600;
+    try {
+      const tr = await this.o.client.createSubresource<{ status?: { token?: string; expirationTimestamp?: string } }>(serviceAccountsResource, ns, sa, 'token', {
+        apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest',
+        spec: {
+          ...(proj.audience ? { audiences: [proj.audience] } : {}),
+          expirationSeconds,
+          boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod.metadata?.name, uid: pod.metadata?.uid },
+        },
+      });
+      const token = tr.status?.token;
+      if (!token) throw new Error('TokenRequest returned no token');
+      const exp = Date.parse(tr.status?.expirationTimestamp ?? '');
+      this.tokens.set(key, { token, issuedAt: now, expiresAt: Number.isFinite(exp) ? exp : now + expirationSeconds * 1000, placeholder: false });
+      return token;
+    } catch (e) {
+      if (cur && !cur.placeholder && now < cur.expiresAt) return cur.token; // still valid: keep it, retry on the next refresh
+      process.stderr.write(`volume manager: pod ${ns}/${pod.metadata?.name}: requesting a token for serviceaccount ${ns}/${sa} failed, writing a placeholder: ${e instanceof Error ? e.message : String(e)}\n`);
+      const aud = proj.audience ?? '';
+      // Not a credential, labelled so nobody mistakes it for one.
+      const token = `${PLACEHOLDER_TOKEN_PREFIX}.TokenRequest-failed.serviceaccount=${ns}/${sa}${aud ? `.audience=${aud}` : ''}`;
+      this.tokens.set(key, { token, issuedAt: now, expiresAt: now, placeholder: true });
+      return token;
+    }
   }
 }
 
