@@ -1,10 +1,11 @@
 // The `kyb` command line.
-import { startServer } from './server.js';
+import { startServer, cleanupServerHost } from './server.js';
 
 export async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'server': {
+      if (rest.includes('--cleanup')) { await cleanupServerHost(rest); return; }
       const s = await startServer(rest);
       let stopping = false;
       const stop = async () => {

@@ -39,8 +39,21 @@ export const serverFlags: FlagSpec = {
   'scheduler-profile': { type: 'string', default: 'LeastAllocated', help: 'scheduler scoring: LeastAllocated or MostAllocated (bin packing)' },
   'components-in-process': { type: 'boolean', help: 'run controllers and scheduler on the API server thread instead of a worker thread' },
   'watch-cache-size': { type: 'number', default: 10000, help: '(hidden) events kept per resource for watch resumption' },
+  cleanup: { type: 'boolean', help: "stop and remove this host's pods, containers, pod network, service rules and cgroups, then exit" },
   help: { type: 'boolean', help: 'show this help' },
 };
+
+/** `kyb server --cleanup`: removes what the server's node agent made on this host (needs no API). */
+export async function cleanupServerHost(argv: string[]): Promise<void> {
+  const f = parseFlags(argv, serverFlags);
+  const dataDir = (f['data-dir'] as string | undefined) ?? defaultDataDir();
+  const { cleanupAgent } = await import('./agent.js');
+  await cleanupAgent({
+    server: '', token: '', dataDir: join(dataDir, 'agent'), nodeName: f['node-name'] as string | undefined,
+    runRoot: f['agent-run-dir'] as string, cgroupParent: f['cgroup-parent'] as string, bridge: f['pod-bridge'] as string,
+    proxyTableName: f['proxy-table'] as string | undefined, log: (m) => process.stderr.write(`kyb: ${m}\n`),
+  });
+}
 
 export function defaultDataDir(): string {
   return process.getuid?.() === 0 ? '/var/lib/kybernetes' : join(homedir(), '.kybernetes');
