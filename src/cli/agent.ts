@@ -185,6 +185,10 @@ export const agentFlags: FlagSpec = {
   'disable-kube-proxy': { type: 'boolean', help: 'run no service proxy on this node' },
   'pod-cidr': { type: 'string', help: 'use this pod CIDR instead of one assigned by the control plane' },
   'private-registry': { type: 'string', help: 'registries.yaml (mirrors, auth, insecure registries)' },
+  'run-dir': { type: 'string', default: '/run/kybernetes', help: '(hidden) runc state and conmon exit files' },
+  'cgroup-parent': { type: 'string', default: '/kybernetes', help: '(hidden) cgroup under which pods go' },
+  'pod-bridge': { type: 'string', default: 'kyb0', help: '(hidden) name of the pod network bridge' },
+  'proxy-table': { type: 'string', help: "(hidden) the proxy's nftables table / iptables chain prefix (default 'kybernetes')" },
   cleanup: { type: 'boolean', help: 'stop and remove every pod, container, network and cgroup of this agent, then exit' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -203,6 +207,8 @@ export async function runAgentCommand(argv: string[]): Promise<void> {
     dataDir: join(base, 'agent'), nodeName: f['node-name'] as string | undefined, labels,
     clusterDNS: [f['cluster-dns'] as string], clusterDomain: f['cluster-domain'] as string,
     clusterCIDR: f['cluster-cidr'] as string, disableProxy: f['disable-kube-proxy'] as boolean | undefined,
+    runRoot: f['run-dir'] as string, cgroupParent: f['cgroup-parent'] as string, bridge: f['pod-bridge'] as string,
+    proxyTableName: f['proxy-table'] as string | undefined,
     podCIDR: f['pod-cidr'] as string | undefined, registriesConfig: f['private-registry'] as string | undefined,
   };
   if (f.cleanup) { await cleanupAgent(acfg); return; }

@@ -38,8 +38,12 @@ async function poll<T>(what: string, f: () => Promise<T | undefined | false>, ms
   }
 }
 
-/** One HTTP GET on a new connection; resolves with the body. */
-function get(host: string, port: number, timeoutMs = 3000): Promise<string> {
+/** One HTTP GET on a new connection (retried once: this checks reachability and spread, not loss); the body. */
+function get(host: string, port: number, timeoutMs = 5000): Promise<string> {
+  return getOnce(host, port, timeoutMs).catch(() => getOnce(host, port, timeoutMs));
+}
+
+function getOnce(host: string, port: number, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = request({ host, port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
       let body = '';

@@ -5,7 +5,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startCluster, fetchInsecure, type TestCluster } from './cluster.js';
+import { RestClient } from '../../src/client/index.js';
+import { VolumeManager } from '../../src/node/volumes/volume-manager.js';
 
 let c: TestCluster;
 const ns = 'satok-' + randomBytes(3).toString('hex');
@@ -74,8 +79,6 @@ test('kubectl create token prints a JWT the API server accepts as the service ac
 test('an expired token gets 401', async () => {
   // the API's minimum lifetime is 10 minutes, so forge the expiry with the server's own signer
   const { TokenSigner } = await import('../../src/apiserver/serviceaccount-token.js');
-  const { readFileSync } = await import('node:fs');
-  const { join } = await import('node:path');
   const signer = new TokenSigner(readFileSync(join(c.server.dataDir, 'tls', 'service-account.key'), 'utf8'));
   const sa = JSON.parse((await c.kubectl(['get', 'sa', 'default', '-n', 'default', '-o', 'json'])).stdout);
   const fresh = signer.issue({ namespace: 'default', name: 'default', uid: sa.metadata.uid });
@@ -128,6 +131,27 @@ ${extra}  initContainers: [{name: init, image: busybox}]
   const bc = JSON.parse(Buffer.from(bound.split('.')[1]!, 'base64url').toString());
   assert.deepEqual(bc['kubernetes.io'].pod, { name: 'p1', uid: p1.metadata.uid });
   assert.equal((await api(`/api/v1/namespaces/${ns}/pods`, bound)).status, 200);
+
+  // the node agent's volume manager fills the volume with a real token bound to the pod
+  await poll('kube-root-ca.crt', async () => (await c.kubectl(['get', 'configmap', 'kube-root-ca.crt', '-n', ns], { allowFail: true })).code === 0 || undefined);
+  const root = mkdtempSync(join(tmpdir(), 'kyb-satok-vol-'));
+  const client = new RestClient({ server: c.server.api.url, caPem: c.server.caPem, token: c.server.token });
+  const vm = new VolumeManager({ root, client, nodeName: 'n1', memoryBackedSecrets: false });
+  try {
+    const mounted = (await vm.setUp(p1)).get(vol.name)!;
+    const podToken = readFileSync(join(mounted.hostPath, 'token'), 'utf8');
+    const pc = JSON.parse(Buffer.from(podToken.split('.')[1]!, 'base64url').toString());
+    assert.deepEqual(pc['kubernetes.io'].pod, { name: 'p1', uid: p1.metadata.uid });
+    assert.equal(pc.exp - pc.iat, 3607);
+    assert.equal(readFileSync(join(mounted.hostPath, 'ca.crt'), 'utf8'), c.server.caPem);
+    assert.equal(readFileSync(join(mounted.hostPath, 'namespace'), 'utf8'), ns);
+    assert.equal((await api(`/api/v1/namespaces/${ns}/pods`, podToken)).status, 200);
+    assert.deepEqual(await vm.refresh(p1), [], 'a fresh token is not replaced');
+    await vm.tearDown(p1.metadata.uid);
+  } finally {
+    client.close();
+    rmSync(root, { recursive: true, force: true });
+  }
 
   await c.kubectl(['apply', '-f', c.writeFile('p2.yaml', manifest('p2', '  automountServiceAccountToken: false\n'))]);
   const p2 = JSON.parse((await c.kubectl(['get', 'pod', 'p2', '-n', ns, '-o', 'json'])).stdout);

@@ -33,6 +33,8 @@ export interface ResolvedImageLike {
   layerDirs: string[];
 }
 export interface ImageService {
+  /** the image if it is on this node (never pulls) */
+  get?(ref: string): Promise<ResolvedImageLike | undefined>;
   ensure(ref: string, policy: 'Always' | 'IfNotPresent' | 'Never', credentials: unknown[]): Promise<ResolvedImageLike>;
 }
 export interface NetworkService {
@@ -43,6 +45,8 @@ export interface NetnsService { create(name: string): Promise<string>; remove(na
 export interface VolumeService {
   setUp(pod: Pod): Promise<Map<string, { hostPath: string; readOnly: boolean }>>;
   tearDown(podUID: string): Promise<void>;
+  /** re-project configMap/secret/downwardAPI content and renew tokens; names of volumes that changed */
+  refresh?(pod: Pod): Promise<string[]>;
 }
 export type EnvResolver = (pod: Pod, container: Container, imageEnv: string[]) => Promise<string[]>;
 export type SubPathResolver = (volumeHostPath: string, subPath: string) => string | Promise<string>;
@@ -87,6 +91,7 @@ interface PodRecord {
   startTime: string;
   sandbox?: { netns: string; ip: string };
   volumes?: Map<string, { hostPath: string; readOnly: boolean }>;
+  volumesRefreshedAt?: number;
   /** per container name: why it is not running now */
   waiting: Map<string, { reason: string; message?: string }>;
   imageBackoff: Map<string, { until: number; delayMs: number; image: string; reason: string; message: string }>;
@@ -215,8 +220,14 @@ export class PodManager {
       mkdirSync(join(this.o.podsDir, r.uid), { recursive: true });
       writeFileSync(join(this.o.podsDir, r.uid, 'sandbox.json'), JSON.stringify(r.sandbox));
     }
+    if (r.volumes && this.o.volumes.refresh && Date.now() - (r.volumesRefreshedAt ?? 0) >= 60_000) {
+      // ConfigMap/Secret/downward API updates and token renewal reach running containers (as the kubelet's sync)
+      r.volumesRefreshedAt = Date.now();
+      await this.o.volumes.refresh(pod).catch((e) => this.log(`refresh volumes of ${r.namespace}/${r.name}: ${(e as Error).message}`));
+    }
     if (!r.volumes) {
       try {
+        r.volumesRefreshedAt = Date.now();
         r.volumes = await this.o.volumes.setUp(pod);
       } catch (e) {
         this.o.recorder.event(pod, 'Warning', 'FailedMount', `MountVolume.SetUp failed: ${(e as Error).message}`);
@@ -265,8 +276,9 @@ export class PodManager {
         await this.restartWithBackoff(pod, r, c, false, cur, inst);
       }
     }
-    this.gcInstances(r, await this.instances(r.uid));
-    await this.writeStatus(pod, r, await this.instances(r.uid));
+    const now = await this.instances(r.uid);
+    this.gcInstances(r, now);
+    await this.writeStatus(pod, r, now);
   }
 
   private backoffMs(n: number): number {
@@ -307,10 +319,16 @@ export class PodManager {
     let image: ResolvedImageLike;
     const t0 = Date.now();
     try {
-      const creds = await this.pullSecrets(pod);
-      if (policy !== 'Never') this.o.recorder.event(pod, 'Normal', 'Pulling', `Pulling image "${c.image}"`);
-      image = await this.o.images.ensure(c.image ?? '', policy, creds);
-      if (policy !== 'Never') this.o.recorder.event(pod, 'Normal', 'Pulled', `Successfully pulled image "${c.image}" in ${Date.now() - t0}ms`);
+      const local = policy !== 'Always' && this.o.images.get ? await this.o.images.get(c.image ?? '').catch(() => undefined) : undefined;
+      if (local) {
+        image = local;
+        this.o.recorder.event(pod, 'Normal', 'Pulled', `Container image "${c.image}" already present on machine`);
+      } else {
+        const creds = await this.pullSecrets(pod);
+        if (policy !== 'Never') this.o.recorder.event(pod, 'Normal', 'Pulling', `Pulling image "${c.image}"`);
+        image = await this.o.images.ensure(c.image ?? '', policy, creds);
+        if (policy !== 'Never') this.o.recorder.event(pod, 'Normal', 'Pulled', `Successfully pulled image "${c.image}" in ${Date.now() - t0}ms`);
+      }
       r.imageBackoff.delete(c.name);
       r.imageIDs.set(c.name, image.repoDigest ?? image.id);
     } catch (e) {

@@ -18,6 +18,9 @@ import { existsSync, mkdirSync, rmdirSync, readdirSync, readFileSync, rmSync, st
 import { join } from 'node:path';
 import type { OciSpec } from './oci-spec.js';
 
+/** Container IDs are 64 hex digits (newId). */
+const CONTAINER_ID = /^[0-9a-f]{64}$/;
+
 export interface RuntimeOptions {
   runc?: string;
   conmon?: string;
@@ -114,8 +117,9 @@ export class Runtime {
   /** Calls onExit(id) when a container's exit file appears (and once for every exit file already there). */
   watchExits(onExit: (id: string) => void): () => void {
     this.watcher?.close();
-    this.watcher = watch(this.exitDir, (_ev, name) => { if (name && !name.startsWith('.')) onExit(String(name)); });
-    for (const name of readdirSync(this.exitDir)) onExit(name);
+    // conmon writes `<id>.XXXXXX` and renames it to `<id>`: only the final names count
+    this.watcher = watch(this.exitDir, (_ev, name) => { if (name && CONTAINER_ID.test(String(name))) onExit(String(name)); });
+    for (const name of readdirSync(this.exitDir)) if (CONTAINER_ID.test(name)) onExit(name);
     return () => { this.watcher?.close(); this.watcher = undefined; };
   }
 
@@ -253,7 +257,7 @@ export class Runtime {
   private async doFinalize(id: string): Promise<ExitInfo | undefined> {
     const meta = this.meta(id);
     const ef = join(this.exitDir, id);
-    if (!meta) { rmSync(ef, { force: true }); return undefined; }
+    if (!meta) { if (CONTAINER_ID.test(id)) rmSync(ef, { force: true }); return undefined; }
     let code: number | undefined;
     let finishedAt = new Date().toISOString();
     try {
@@ -302,6 +306,13 @@ export class Runtime {
     if (!meta) return undefined;
     const exit = this.exitFile(id);
     if (exit) return { meta, state: 'exited', exit };
+    // fast path (no runc spawn): started, no exit file yet, and its init process is alive in its cgroup
+    if (meta.startedAt && !existsSync(join(this.exitDir, id))) {
+      try {
+        const pid = Number.parseInt(readFileSync(join(this.dir(id), 'pidfile'), 'utf8').trim(), 10);
+        if (pid > 0 && readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(id)) return { meta, state: 'running', pid };
+      } catch { /* gone: ask runc */ }
+    }
     const st = await this.runcState(id);
     if (!st || st.status === 'stopped') {
       const e = await this.finalize(id);

@@ -252,7 +252,7 @@ for (const [proto, extraEnv] of [['websocket', {}], ['spdy', SPDY_EXEC]] as cons
     try {
       await until((s) => s.includes('# '), 'the prompt');
       term.write('echo $((6*7)); stty size\r');
-      await until((s) => /\r\n42\r\n31 91\r\n/.test(s), 'the answer and the first size');
+      await until((s) => /\r+\n42\r+\n31 91\r+\n/.test(s), 'the answer and the first size');
       term.resize(120, 40); // kubectl sees SIGWINCH and sends the new size on the resize channel
       const ask = setInterval(() => term.write('stty size\r'), 300);
       try { await until((s) => s.includes('40 120'), 'the new size'); } finally { clearInterval(ask); }
