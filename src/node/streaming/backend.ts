@@ -38,3 +38,23 @@ export interface StreamingBackend {
   /** a TCP connection to the pod's port (inside the pod's network namespace) */
   portForward(namespace: string, pod: string, port: number): Promise<Duplex>;
 }
+
+/** What the streaming server hands the exec/attach protocol handler for an upgrade request. */
+export interface ExecUpgradeParams {
+  backend: StreamingBackend;
+  namespace: string;
+  pod: string;
+  /** undefined only when the path names no container (the API server always names one) */
+  container?: string;
+  /** the argv for exec; empty for attach */
+  command: string[];
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  tty: boolean;
+  /** true for /attach (use backend.attach), false for /exec (backend.exec) */
+  attach: boolean;
+}
+
+/** What the streaming server hands the port-forward protocol handler. */
+export interface PortForwardUpgradeParams { backend: StreamingBackend; namespace: string; pod: string }

@@ -28,21 +28,9 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { errors, isStatusError, type Status } from '../../machinery/status.js';
 import type { ExecProcess, StreamingBackend } from './backend.js';
 import { SpdySession, type SpdyStream } from './spdy.js';
+import type { ExecUpgradeParams } from './backend.js';
+export type { ExecUpgradeParams } from './backend.js';
 
-export interface ExecUpgradeParams {
-  backend: StreamingBackend;
-  namespace: string;
-  pod: string;
-  container?: string;
-  /** argv for exec (ignored for attach) */
-  command: string[];
-  stdin: boolean;
-  stdout: boolean;
-  stderr: boolean;
-  tty: boolean;
-  /** true: attach to the container's main process instead of starting `command` */
-  attach: boolean;
-}
 
 const WS_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'];
 const SPDY_PROTOCOL = 'v4.channel.k8s.io';

@@ -23,12 +23,9 @@ import { errors, isStatusError } from '../../machinery/status.js';
 import type { StreamingBackend } from './backend.js';
 import { acceptWebSocket, offeredProtocols, refuseUpgrade } from './exec-ws.js';
 import { SpdySession, type SpdyStream } from './spdy.js';
+import type { PortForwardUpgradeParams } from './backend.js';
+export type { PortForwardUpgradeParams } from './backend.js';
 
-export interface PortForwardUpgradeParams {
-  backend: StreamingBackend;
-  namespace: string;
-  pod: string;
-}
 
 const SPDY_WS_PROTOCOL = 'SPDY/3.1+portforward.k8s.io';
 const SPDY_PROTOCOL = 'portforward.k8s.io';

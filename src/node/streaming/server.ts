@@ -14,30 +14,10 @@ import type { Duplex } from 'node:stream';
 import { errors, StatusError } from '../../machinery/status.js';
 import type { StreamingBackend } from './backend.js';
 import { streamLog, type LogOptions } from '../logs/log-reader.js';
+import type { ExecUpgradeParams, PortForwardUpgradeParams } from './backend.js';
+export type { ExecUpgradeParams, PortForwardUpgradeParams } from './backend.js';
 
-/** What the exec/attach protocol handler is given (after the server has parsed the kubelet URL). */
-export interface ExecUpgradeParams {
-  backend: StreamingBackend;
-  namespace: string;
-  pod: string;
-  /** undefined only when the path names no container (the API server always names one) */
-  container: string | undefined;
-  /** the argv for exec; empty for attach */
-  command: string[];
-  stdin: boolean;
-  stdout: boolean;
-  stderr: boolean;
-  tty: boolean;
-  /** true for /attach (use backend.attach), false for /exec (backend.exec) */
-  attach: boolean;
-}
 
-/** What the port-forward protocol handler is given. */
-export interface PortForwardUpgradeParams {
-  backend: StreamingBackend;
-  namespace: string;
-  pod: string;
-}
 
 /**
  * A protocol handler for an upgrade request. It owns `socket` from then on: it answers the upgrade
