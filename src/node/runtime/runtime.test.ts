@@ -59,9 +59,11 @@ test('runc + conmon: logs, exit codes, OOM, survival across Runtime instances', 
     await rt.start(id);
     return id;
   };
+  // exits seen so far, and waiters for the others (an exit may arrive before anyone waits for it)
+  const seen = new Set<string>();
   const exited = new Map<string, () => void>();
-  const waitExit = (id: string) => new Promise<void>((resolve) => exited.set(id, resolve));
-  rt.watchExits((id) => exited.get(id)?.());
+  const waitExit = (id: string) => new Promise<void>((resolve) => { if (seen.has(id)) resolve(); else exited.set(id, resolve); });
+  rt.watchExits((id) => { seen.add(id); exited.get(id)?.(); });
 
   const a = await mk('a', ['/bin/sh', '-c', 'echo hello; echo oops >&2; exit 3']);
   const aDone = waitExit(a);
