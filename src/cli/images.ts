@@ -10,6 +10,8 @@
 //
 // The store lives in <data-dir>/agent/images (the same one the node agent uses), so an image
 // imported here is available to pods with imagePullPolicy IfNotPresent or Never.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBusyboxImage, DEFAULT_BUSYBOX_REF, ImageStore } from '../node/images/index.js';
 import { splitForDisplay } from '../node/images/reference.js';
@@ -28,7 +30,7 @@ const specs: Record<string, FlagSpec> = {
   pull: { ...common, 'private-registry': { type: 'string', default: '/etc/kybernetes/registries.yaml', help: 'registries.yaml (mirrors, auth, TLS)' } },
   'build-busybox': {
     ...common,
-    output: { type: 'string', default: 'kyb-busybox.tar', help: 'OCI archive to write (-o)' },
+    output: { type: 'string', help: 'OCI archive to write (-o); default kyb-busybox.tar, or none with --import' },
     tag: { type: 'string', default: DEFAULT_BUSYBOX_REF, help: 'image name' },
     import: { type: 'boolean', help: 'also import it into the store' },
   },
@@ -154,11 +156,18 @@ export async function runImagesCommand(argv: string[]): Promise<number> {
         return 0;
       }
       case 'build-busybox': {
-        const r = await buildBusyboxImage({ out: flags.output as string, ref: flags.tag as string });
-        process.stdout.write(`wrote ${r.path}: ${r.ref} (image ID ${r.id})\n`);
-        if (flags.import) {
-          const refs = await store().importArchive(r.path);
-          for (const ref of refs) process.stdout.write(`imported ${ref}\n`);
+        // with --import and no -o, the archive is only a vehicle: written to a temp dir and removed
+        const tmp = flags.import && !flags.output ? mkdtempSync(join(tmpdir(), 'kyb-busybox-')) : undefined;
+        try {
+          const out = (flags.output as string | undefined) ?? (tmp ? join(tmp, 'busybox.tar') : 'kyb-busybox.tar');
+          const r = await buildBusyboxImage({ out, ref: flags.tag as string });
+          if (!tmp) process.stdout.write(`wrote ${r.path}: ${r.ref} (image ID ${r.id})\n`);
+          if (flags.import) {
+            const refs = await store().importArchive(r.path);
+            for (const ref of refs) process.stdout.write(`imported ${ref} (image ID ${r.id})\n`);
+          }
+        } finally {
+          if (tmp) rmSync(tmp, { recursive: true, force: true });
         }
         return 0;
       }

@@ -22,7 +22,7 @@ import { createTar, type TarEntry } from './tar-writer.js';
 export interface BusyboxImageOptions {
   /** path of the OCI archive (.tar) to write */
   out: string;
-  /** image name (default 'kyb.local/busybox:latest') */
+  /** image name (default 'kyb.local/busybox:1.35') */
   ref?: string;
   /** extra files: absolute path in the image → content (e.g. {'/www/index.html': 'hi'}) */
   files?: Record<string, string>;
@@ -32,7 +32,7 @@ export interface BusyboxImageOptions {
   busybox?: string;
 }
 
-export const DEFAULT_BUSYBOX_REF = 'kyb.local/busybox:latest';
+export const DEFAULT_BUSYBOX_REF = 'kyb.local/busybox:1.35';
 const PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 async function applets(busybox: string): Promise<string[]> {
