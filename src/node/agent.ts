@@ -8,7 +8,7 @@
 //          pod informer (spec.nodeName=<node>) → work queue → PodManager.sync (one pod at a time per key)
 //          conmon exit files → the owning pod is synced · periodic resync of every pod (10 s)
 import { setMaxListeners } from 'node:events';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as netConnect } from 'node:net';
 import { PassThrough, type Duplex } from 'node:stream';
@@ -24,7 +24,6 @@ import type { ExecProcess, LogSource, StreamingBackend } from './streaming/backe
 const NODES: ResourceRef = { group: '', version: 'v1', plural: 'nodes' };
 const PODS: ResourceRef = { group: '', version: 'v1', plural: 'pods' };
 const LEASES: ResourceRef = { group: 'coordination.k8s.io', version: 'v1', plural: 'leases' };
-export const KUBELET_VERSION = 'v1.32.0-kyb';
 
 export interface AgentParts {
   images: ImageService;
@@ -266,11 +265,9 @@ export class Agent implements StreamingBackend {
     if (sig !== this.lastConditions) { this.readyConditionSince = nowSec(); for (const c of conds) c.lastTransitionTime = this.readyConditionSince; }
     if (!force && sig === this.lastConditions && Date.now() - this.lastStatusWrite < 60_000) return;
     const host = this.o.parts.hostStatus();
-    const images = readdirSafe(join(this.o.dataDir, 'images')).length ? [] : [];
     await this.o.client.patch(NODES, null, this.o.nodeName, {
       status: {
         ...host, conditions: conds, daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
-        ...(images.length ? { images } : {}),
       },
     }, 'strategic', { subresource: 'status' });
     this.lastConditions = sig;
@@ -354,4 +351,3 @@ export class Agent implements StreamingBackend {
 }
 
 function key(p: Pod): string { return `${p.metadata?.namespace}/${p.metadata?.name}`; }
-function readdirSafe(p: string): string[] { try { return readdirSync(p); } catch { return []; } }

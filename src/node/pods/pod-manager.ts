@@ -483,16 +483,30 @@ export class PodManager {
     r.killing.add(id);
     this.stopProbes(r, id);
     const grace = (graceSec ?? pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000;
-    void (async () => {
-      const deadline = Date.now() + grace;
-      if (c.lifecycle?.preStop) await Promise.race([this.runHook(c.lifecycle.preStop, id, r, c, grace), new Promise((res) => setTimeout(res, grace))]);
+    void this.stopContainer(id, c, r, grace)
+      .then(() => this.o.enqueue(podKey(pod)))
+      .catch((e) => this.log(`kill ${id}: ${(e as Error).message}`));
+  }
+
+  /**
+   * The one way a container is stopped: its preStop hook (when it has one and there is a grace
+   * period), SIGTERM, then SIGKILL once graceMs has passed since the start. Resolves when it has
+   * exited (or 10 s after SIGKILL).
+   */
+  private async stopContainer(id: string, c: Container | undefined, r: PodRecord | undefined, graceMs: number): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    const exited = this.waitExit(id);
+    if (graceMs > 0) {
+      if (c?.lifecycle?.preStop && r) {
+        await Promise.race([this.runHook(c.lifecycle.preStop, id, r, c, graceMs), new Promise((res) => setTimeout(res, graceMs))]);
+      }
       await this.o.runtime.kill(id, 'SIGTERM');
-      const left = deadline - Date.now();
-      const exited = this.waitExit(id);
-      const t = await Promise.race([exited.then(() => 'exited'), new Promise((res) => setTimeout(() => res('timeout'), Math.max(left, 0)))]);
-      if (t === 'timeout') { await this.o.runtime.kill(id, 'SIGKILL'); await exited; }
-      this.o.enqueue(podKey(pod));
-    })().catch((e) => this.log(`kill ${id}: ${(e as Error).message}`));
+      const left = Math.max(0, deadline - Date.now());
+      const res = await Promise.race([exited.then(() => 'exited'), new Promise((resolve) => setTimeout(() => resolve('timeout'), left))]);
+      if (res === 'exited') return;
+    }
+    await this.o.runtime.kill(id, 'SIGKILL');
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
   }
 
   private ensureProbes(pod: PodObj, r: PodRecord, c: Container, id: string): void {
@@ -666,22 +680,10 @@ export class PodManager {
     if (!running.length) return;
     const rec = 'waiting' in r ? r : undefined;
     for (const m of running) if (rec) this.stopProbes(rec, m.id);
-    const deadline = Date.now() + graceSec * 1000;
     await Promise.all(running.map(async (m) => {
       const c = pod?.spec?.containers?.find((x) => x.name === m.containerName);
       if (pod && c) this.o.recorder.event(pod, 'Normal', 'Killing', `Stopping container ${m.containerName}`);
-      if (graceSec > 0 && c?.lifecycle?.preStop && rec) {
-        await Promise.race([this.runHook(c.lifecycle.preStop, m.id, rec, c, graceSec * 1000), new Promise((res) => setTimeout(res, graceSec * 1000))]);
-      }
-      const exited = this.waitExit(m.id);
-      if (graceSec > 0) {
-        await this.o.runtime.kill(m.id, 'SIGTERM');
-        const left = Math.max(0, deadline - Date.now());
-        const res = await Promise.race([exited.then(() => 'exited'), new Promise((resolve) => setTimeout(() => resolve('timeout'), left))]);
-        if (res === 'exited') return;
-      }
-      await this.o.runtime.kill(m.id, 'SIGKILL');
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+      await this.stopContainer(m.id, c, rec, graceSec * 1000);
       await this.o.runtime.finalize(m.id);
     }));
   }

@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, renameSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { OciSpec } from './oci-spec.js';
+import { findBinary } from '../network/exec.js';
 
 /** Container IDs are 64 hex digits (newId). */
 const CONTAINER_ID = /^[0-9a-f]{64}$/;
@@ -101,8 +102,9 @@ export class Runtime {
   private readonly finalizing = new Map<string, Promise<ExitInfo | undefined>>();
 
   constructor(opts: RuntimeOptions) {
-    this.runc = findBinary(opts.runc ?? 'runc');
-    this.conmon = findBinary(opts.conmon ?? 'conmon');
+    // conmon wants an absolute path for the runtime
+    this.runc = findBinary(opts.runc ?? 'runc') ?? opts.runc ?? 'runc';
+    this.conmon = findBinary(opts.conmon ?? 'conmon') ?? opts.conmon ?? 'conmon';
     this.runRoot = opts.runRoot;
     this.runcRoot = join(opts.runRoot, 'runc');
     this.exitDir = join(opts.runRoot, 'exits');
@@ -400,14 +402,6 @@ export function removeCgroupParent(parent: string): void {
     }
     rmdirQuiet(p);
   }
-}
-
-/** An absolute path for a command name (conmon wants one for the runtime), searched in PATH and the sbin dirs. */
-export function findBinary(name: string): string {
-  if (name.includes('/')) return name;
-  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-  for (const d of dirs) { if (d && existsSync(join(d, name))) return join(d, name); }
-  return name;
 }
 
 function readdirSafe(p: string): string[] { try { return readdirSync(p); } catch { return []; } }
