@@ -33,6 +33,14 @@ export interface HandlerOptions {
   /** hooks for subresources served elsewhere (log, exec, ...) */
   subresourceHandlers?: Record<string, (req: IncomingMessage, res: ServerResponse, def: ResourceDef, info: RequestInfo, user: UserInfo) => Promise<void> | void>;
   ready?: () => boolean;
+  /** authenticated paths served outside the resource registry (e.g. `/apis/metrics.k8s.io/`, `/metrics`):
+   *  the first route whose prefix the path starts with handles the request */
+  routes?: ExtraRoute[];
+}
+
+export interface ExtraRoute {
+  prefix: string;
+  handle(req: IncomingMessage, res: ServerResponse, url: URL, user: UserInfo): Promise<void> | void;
 }
 
 const WATCH_MAX_BUFFER = 16 * 1024 * 1024;
@@ -49,6 +57,9 @@ export class ApiHandler {
     this.discovery = opts.discovery;
     this.auth = opts.auth;
   }
+
+  /** how many watches are open now */
+  get watchCount(): number { return this.watchers.size; }
 
   /** close every open watch (server shutdown) */
   closeWatches(): void { for (const w of [...this.watchers]) w(); }
@@ -76,6 +87,8 @@ export class ApiHandler {
     const user = this.auth.authenticate(req);
     if (!user) throw errors.unauthorized();
     if (path === '/version' || path === '/version/') { sendJson(res, 200, VERSION_INFO); return; }
+    const route = this.opts.routes?.find((r) => path.startsWith(r.prefix));
+    if (route) { await route.handle(req, res, url, user); return; }
     if (path.startsWith('/openapi/')) { this.openapi(req, res, path); return; }
     const info = parseRequestInfo(path);
     if (!info) throw new StatusError(404, 'NotFound', 'the server could not find the requested resource');

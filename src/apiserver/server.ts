@@ -27,6 +27,8 @@ export interface ApiServerOptions {
   /** when false, requests need no credentials (tests over plain HTTP only) */
   requireAuth?: boolean;
   subresourceHandlers?: HandlerOptions['subresourceHandlers'];
+  /** authenticated routes outside the registry (see HandlerOptions.routes) */
+  routes?: HandlerOptions['routes'];
   /** events kept per resource for watch resumption (default 10000); older resourceVersions get 410 */
   watchCacheSize?: number;
   /** services: the ClusterIP range (default 10.43.0.0/16) and the NodePort range (default 30000-32767) */
@@ -66,7 +68,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const streaming = new StreamingProxy({ registry, tunnels, auth });
   const saTokens = opts.serviceAccountKey ? installServiceAccountTokens(registry, auth, opts.serviceAccountKey) : undefined; // service-account tokens
   const subresourceHandlers = { ...streaming.subresourceHandlers, ...saTokens?.subresourceHandlers, ...opts.subresourceHandlers };
-  const handler = new ApiHandler({ registry, discovery, auth, subresourceHandlers, ready: () => ready });
+  const routes = [...(opts.routes ?? [])];
+  const handler = new ApiHandler({ registry, discovery, auth, subresourceHandlers, routes, ready: () => ready });
   const server: Server = opts.tls
     ? (createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.clientCa, requestCert: !!opts.tls.clientCa, rejectUnauthorized: false }, handler.handle) as unknown as Server)
     : createHttpServer(handler.handle);
