@@ -6,7 +6,10 @@ import type { KObject } from '../api/types.js';
 interface Container { resources?: { requests?: Record<string, string>; limits?: Record<string, string> } }
 interface Toleration { key?: string; operator?: string; value?: string; effect?: string; tolerationSeconds?: number }
 
-const DEFAULT_TOLERATION_SECONDS = 300;
+/** DefaultTolerationSeconds: what pods get for the not-ready and unreachable NoExecute taints
+ *  (kube-apiserver's --default-not-ready-toleration-seconds / --default-unreachable-toleration-seconds,
+ *  300 s each). Process-wide: `kyb server` sets it once from its flags. */
+export const defaultTolerations = { notReadySeconds: 300, unreachableSeconds: 300 };
 
 /** Mutations applied to a Pod on create, before validation. */
 export function admitPodCreate(pod: KObject): void {
@@ -19,7 +22,8 @@ export function admitPodCreate(pod: KObject): void {
   const tols = (spec.tolerations ??= []);
   for (const key of ['node.kubernetes.io/not-ready', 'node.kubernetes.io/unreachable']) {
     const has = tols.some((t) => (t.key === key || (!t.key && t.operator === 'Exists')) && (!t.effect || t.effect === 'NoExecute'));
-    if (!has) tols.push({ key, operator: 'Exists', effect: 'NoExecute', tolerationSeconds: DEFAULT_TOLERATION_SECONDS });
+    const tolerationSeconds = key === 'node.kubernetes.io/not-ready' ? defaultTolerations.notReadySeconds : defaultTolerations.unreachableSeconds;
+    if (!has) tols.push({ key, operator: 'Exists', effect: 'NoExecute', tolerationSeconds });
   }
   pod.spec = spec;
   pod.status = { phase: 'Pending', qosClass: qosClass(spec.containers ?? [], spec.initContainers ?? []) };
