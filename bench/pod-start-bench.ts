@@ -234,7 +234,28 @@ function topCpu(a: Map<number, { comm: string; cpu: number }>, b: Map<number, { 
     .sort((x, y) => y.d - x.d).slice(0, n).map((x) => `${x.comm}[${x.pid}] ${(x.d * 1000).toFixed(0)} ms`).join(', ');
 }
 interface Cpu { machine: number; agent: number; server: number }
-function cpuNow(c: { agent?: Proc; server: Proc }): Cpu { return { machine: machineCpu(), agent: procCpu(c.agent?.proc.pid), server: procCpu(c.server.proc.pid) }; }
+/** pids whose parent is pid */
+function childPids(pid: number | undefined): number[] {
+  const out: number[] = [];
+  if (!pid) return out;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(st.slice(st.lastIndexOf(') ') + 2).split(' ')[1]) === pid) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+/**
+ * CPU seconds of the agent: its own, the children it waited for, and its live children with theirs —
+ * the agent hands short-lived tools (runc start, CNI plugins, mount, unshare) to a helper shell
+ * (src/node/network/exec.ts runFast), which reaps them, so their time is that shell's.
+ */
+function agentCpu(pid: number | undefined): number {
+  return procCpu(pid) + childPids(pid).reduce((a, p) => a + (procCpu(p) || 0), 0);
+}
+function cpuNow(c: { agent?: Proc; server: Proc }): Cpu { return { machine: machineCpu(), agent: agentCpu(c.agent?.proc.pid), server: procCpu(c.server.proc.pid) }; }
 /** CPU milliseconds between two samples, divided by n */
 function cpuPer(a: Cpu, b: Cpu, n: number): Cpu {
   return { machine: ((b.machine - a.machine) * 1000) / n, agent: ((b.agent - a.agent) * 1000) / n, server: ((b.server - a.server) * 1000) / n };

@@ -284,12 +284,32 @@ function defaultCronJob(obj: KObject): void {
   if (isObj(jt) && isObj(jt.spec)) defaultPodTemplate(jt.spec, { restartPolicy: false });
 }
 
+// HorizontalPodAutoscaler (upstream's autoscaling/v2 SetDefaults_HorizontalPodAutoscaler): minReplicas 1,
+// a cpu 80% target when no metric is given, and a given `behavior` filled rule by rule (scale-up: no
+// window, Max of 4 pods or 100% per 15 s; scale-down: Max of 100% per 15 s, the window left to the
+// controller's --horizontal-pod-autoscaler-downscale-stabilization). autoscaling/v1 gets minReplicas.
+function hpaScalingRules(from: unknown, defaults: Obj): Obj {
+  if (!isObj(from)) return defaults;
+  const out: Obj = { ...defaults };
+  for (const k of ['selectPolicy', 'stabilizationWindowSeconds', 'policies']) if (from[k] !== undefined && from[k] !== null) out[k] = from[k];
+  for (const [k, v] of Object.entries(from)) if (!(k in out)) out[k] = v;
+  return out;
+}
+
 function defaultHPA(obj: KObject): void {
   const s = spec(obj);
   def(s, 'minReplicas', 1);
   if (obj.apiVersion === 'autoscaling/v1') return;
   if ((!Array.isArray(s.metrics) || s.metrics.length === 0) && s.targetCPUUtilizationPercentage == null) {
     s.metrics = [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 80 } } }];
+  }
+  if (isObj(s.behavior)) {
+    const b = s.behavior;
+    b.scaleUp = hpaScalingRules(b.scaleUp, {
+      stabilizationWindowSeconds: 0, selectPolicy: 'Max',
+      policies: [{ type: 'Pods', value: 4, periodSeconds: 15 }, { type: 'Percent', value: 100, periodSeconds: 15 }],
+    });
+    b.scaleDown = hpaScalingRules(b.scaleDown, { selectPolicy: 'Max', policies: [{ type: 'Percent', value: 100, periodSeconds: 15 }] });
   }
 }
 

@@ -1026,17 +1026,154 @@ function validateSecret(obj: KObject, old?: KObject): FieldError[] {
 
 // ---- the rest -----------------------------------------------------------------------------------
 
-function validateHPA(obj: KObject): FieldError[] {
+// HorizontalPodAutoscaler (upstream's pkg/apis/autoscaling/validation): replica bounds, the scale
+// target, metric sources and targets, and behavior rules, with upstream's paths and wording. An
+// autoscaling/v1 object carries its one CPU target in targetCPUUtilizationPercentage.
+function pathSegmentErrs(path: string, v: string): FieldError[] {
+  // upstream's IsValidPathSegmentName
+  const msgs: string[] = [];
+  if (v === '.' || v === '..') msgs.push(`may not be '${v}'`);
+  else {
+    if (v.includes('/')) msgs.push("may not contain '/'");
+    if (v.includes('%')) msgs.push("may not contain '%'");
+  }
+  return msgs.map((m) => field.invalid(path, v, m));
+}
+
+function validateCrossVersionObjectReference(ref: Obj, path: string): FieldError[] {
+  const errs: FieldError[] = [];
+  if (!str(ref.kind)) errs.push(field.required(`${path}.kind`));
+  else errs.push(...pathSegmentErrs(`${path}.kind`, str(ref.kind)));
+  if (!str(ref.name)) errs.push(field.required(`${path}.name`));
+  else errs.push(...pathSegmentErrs(`${path}.name`, str(ref.name)));
+  return errs;
+}
+
+function quantitySign(v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  const q = tryParseQuantity(String(v));
+  return q ? q.sign() : 0;
+}
+
+function validateMetricTarget(t: Obj, path: string): FieldError[] {
+  const errs: FieldError[] = [];
+  const type = str(t.type);
+  if (!type) errs.push(field.required(`${path}.type`, 'must specify a metric target type'));
+  if (!['Utilization', 'Value', 'AverageValue'].includes(type)) errs.push(field.invalid(`${path}.type`, type, 'must be either Utilization, Value, or AverageValue'));
+  if (t.value != null && quantitySign(t.value) !== 1) errs.push(field.invalid(`${path}.value`, String(t.value), 'must be positive'));
+  if (t.averageValue != null && quantitySign(t.averageValue) !== 1) errs.push(field.invalid(`${path}.averageValue`, String(t.averageValue), 'must be positive'));
+  if (typeof t.averageUtilization === 'number' && t.averageUtilization < 1) errs.push(field.invalid(`${path}.averageUtilization`, t.averageUtilization, 'must be greater than 0'));
+  return errs;
+}
+
+function validateMetricIdentifier(id: Obj, path: string): FieldError[] {
+  if (!str(id.name)) return [field.required(`${path}.name`, 'must specify a metric name')];
+  return pathSegmentErrs(`${path}.name`, str(id.name));
+}
+
+const metricSourceTypes = ['ContainerResource', 'External', 'Object', 'Pods', 'Resource'];
+
+function validateMetricSpec(m: Obj, path: string): FieldError[] {
+  const errs: FieldError[] = [];
+  const type = str(m.type);
+  if (!type) errs.push(field.required(`${path}.type`, 'must specify a metric source type'));
+  if (!metricSourceTypes.includes(type)) errs.push(field.notSupported(`${path}.type`, type, metricSourceTypes));
+  const present: string[] = [];
+  const source = (key: string, check: (src: Obj, p: string) => FieldError[]): void => {
+    if (m[key] == null) return;
+    present.push(key);
+    if (present.length === 1) errs.push(...check(asObj(m[key]), `${path}.${key}`));
+  };
+  source('object', (src, p) => {
+    const e = [...validateCrossVersionObjectReference(asObj(src.describedObject), `${p}.describedObject`), ...validateMetricIdentifier(asObj(src.metric), `${p}.metric`), ...validateMetricTarget(asObj(src.target), `${p}.target`)];
+    const t = asObj(src.target);
+    if (t.value == null && t.averageValue == null) e.push(field.required(`${p}.target.averageValue`, 'must set either a target value or averageValue'));
+    return e;
+  });
+  source('external', (src, p) => {
+    const e = [...validateMetricIdentifier(asObj(src.metric), `${p}.metric`), ...validateMetricTarget(asObj(src.target), `${p}.target`)];
+    const t = asObj(src.target);
+    if (t.value == null && t.averageValue == null) e.push(field.required(`${p}.target.averageValue`, 'must set either a target value for metric or a per-pod target'));
+    if (t.value != null && t.averageValue != null) e.push(field.forbidden(`${p}.target.value`, 'may not set both a target value for metric and a per-pod target'));
+    return e;
+  });
+  source('pods', (src, p) => {
+    const e = [...validateMetricIdentifier(asObj(src.metric), `${p}.metric`), ...validateMetricTarget(asObj(src.target), `${p}.target`)];
+    if (asObj(src.target).averageValue == null) e.push(field.required(`${p}.target.averageValue`, 'must specify a positive target averageValue'));
+    return e;
+  });
+  const resourceChecks = (src: Obj, p: string, container: boolean): FieldError[] => {
+    const e: FieldError[] = [];
+    if (!str(src.name)) e.push(field.required(`${p}.name`, 'must specify a resource name'));
+    if (container) {
+      if (!str(src.container)) e.push(field.required(`${p}.container`, 'must specify a container'));
+      else if (!isDNS1123Label(str(src.container))) e.push(field.invalid(`${p}.container`, str(src.container), "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"));
+    }
+    e.push(...validateMetricTarget(asObj(src.target), `${p}.target`));
+    const t = asObj(src.target);
+    if (t.averageUtilization == null && t.averageValue == null) e.push(field.required(`${p}.target.averageUtilization`, 'must set either a target raw value or a target utilization'));
+    if (t.averageUtilization != null && t.averageValue != null) e.push(field.forbidden(`${p}.target.averageValue`, 'may not set both a target raw value and a target utilization'));
+    return e;
+  };
+  source('resource', (src, p) => resourceChecks(src, p, false));
+  source('containerResource', (src, p) => resourceChecks(src, p, true));
+  const expected: Record<string, string> = { Object: 'object', Pods: 'pods', Resource: 'resource', External: 'external', ContainerResource: 'containerResource' };
+  const want = expected[type];
+  if (want && m[want] == null) errs.push(field.required(`${path}.${want}`, 'must populate information for the given metric source'));
+  if (!want && type) errs.push(field.notSupported(`${path}.type`, type, metricSourceTypes));
+  if (present.length > 1) for (const k of present.filter((x) => x !== want).sort()) errs.push(field.forbidden(`${path}.${k}`, 'must populate the given metric source only'));
+  return errs;
+}
+
+function validateScalingRules(rules: unknown, path: string): FieldError[] {
+  if (rules == null) return [];
+  const r = asObj(rules);
+  const errs: FieldError[] = [];
+  const w = r.stabilizationWindowSeconds;
+  if (typeof w === 'number' && w < 0) errs.push(field.invalid(`${path}.stabilizationWindowSeconds`, w, 'must be greater than or equal to zero'));
+  if (typeof w === 'number' && w > 3600) errs.push(field.invalid(`${path}.stabilizationWindowSeconds`, w, 'must be less than or equal to 3600'));
+  if (r.selectPolicy != null && !['Disabled', 'Max', 'Min'].includes(str(r.selectPolicy))) errs.push(field.notSupported(`${path}.selectPolicy`, r.selectPolicy, ['Disabled', 'Max', 'Min']));
+  const policies = arr(r.policies);
+  if (policies.length === 0) errs.push(field.required(`${path}.policies`, 'must specify at least one Policy'));
+  policies.forEach((pv, i) => {
+    const p = asObj(pv);
+    const pp = `${path}.policies[${i}]`;
+    if (p.type !== 'Pods' && p.type !== 'Percent') errs.push(field.notSupported(`${pp}.type`, str(p.type), ['Percent', 'Pods']));
+    const value = typeof p.value === 'number' ? p.value : 0;
+    if (value <= 0) errs.push(field.invalid(`${pp}.value`, value, 'must be greater than zero'));
+    const period = typeof p.periodSeconds === 'number' ? p.periodSeconds : 0;
+    if (period <= 0) errs.push(field.invalid(`${pp}.periodSeconds`, period, 'must be greater than zero'));
+    if (period > 1800) errs.push(field.invalid(`${pp}.periodSeconds`, period, 'must be less than or equal to 1800'));
+  });
+  return errs;
+}
+
+function validateHPA(obj: KObject, old?: KObject): FieldError[] {
   const s = asObj(obj.spec);
   const errs = meta(obj, 'HorizontalPodAutoscaler', true);
-  const ref = asObj(s.scaleTargetRef);
-  if (!str(ref.kind)) errs.push(field.required('spec.scaleTargetRef.kind'));
-  if (!str(ref.name)) errs.push(field.required('spec.scaleTargetRef.name'));
   const min = s.minReplicas;
-  const max = s.maxReplicas;
-  if (typeof min === 'number' && min < 1) errs.push(field.invalid('spec.minReplicas', min, 'must be greater than or equal to 1'));
-  if (typeof max !== 'number' || max < 1) errs.push(field.invalid('spec.maxReplicas', max ?? 0, 'must be greater than 0'));
-  else if (typeof min === 'number' && max < min) errs.push(field.invalid('spec.maxReplicas', max, 'must be greater than or equal to `minReplicas`'));
+  const max = typeof s.maxReplicas === 'number' ? s.maxReplicas : 0;
+  // 0 is allowed on update when the object already had it (upstream: HPAScaleToZero off)
+  const oldMin = old ? asObj(old.spec).minReplicas : undefined;
+  const lower = oldMin === 0 ? 0 : 1;
+  if (typeof min === 'number' && min < lower) errs.push(field.invalid('spec.minReplicas', min, `must be greater than or equal to ${lower}`));
+  if (max < 1) errs.push(field.invalid('spec.maxReplicas', max, 'must be greater than 0'));
+  if (typeof min === 'number' && max < min) errs.push(field.invalid('spec.maxReplicas', max, 'must be greater than or equal to `minReplicas`'));
+  errs.push(...validateCrossVersionObjectReference(asObj(s.scaleTargetRef), 'spec.scaleTargetRef'));
+  if (obj.apiVersion === 'autoscaling/v1') {
+    const t = s.targetCPUUtilizationPercentage;
+    if (typeof t === 'number' && t < 1) errs.push(field.invalid('spec.metrics[0].resource.target.averageUtilization', t, 'must be greater than 0'));
+    return errs;
+  }
+  const metrics = arr(s.metrics);
+  metrics.forEach((m, i) => errs.push(...validateMetricSpec(asObj(m), `spec.metrics[${i}]`)));
+  if (min === 0 && !metrics.some((m) => ['Object', 'External'].includes(str(asObj(m).type)))) {
+    errs.push(field.forbidden('spec.metrics', 'must specify at least one Object or External metric to support scaling to zero replicas'));
+  }
+  if (s.behavior != null) {
+    const b = asObj(s.behavior);
+    errs.push(...validateScalingRules(b.scaleUp, 'spec.behavior.scaleUp'), ...validateScalingRules(b.scaleDown, 'spec.behavior.scaleDown'));
+  }
   return errs;
 }
 

@@ -75,11 +75,164 @@ function eventsToCore(e: Obj): KObject {
   return o;
 }
 
+// autoscaling/v1 carries one CPU utilization target. As upstream, everything else of a v2 object
+// travels in annotations of the v1 form (in v1's own MetricSpec/MetricStatus shapes) so that a v1
+// read-modify-write keeps it: the other metrics, the current metrics, the behavior and the conditions.
+const HPA_METRICS = 'autoscaling.alpha.kubernetes.io/metrics';
+const HPA_CURRENT_METRICS = 'autoscaling.alpha.kubernetes.io/current-metrics';
+const HPA_BEHAVIOR = 'autoscaling.alpha.kubernetes.io/behavior';
+const HPA_CONDITIONS = 'autoscaling.alpha.kubernetes.io/conditions';
+
+function isCPUUtilization(m: Obj): boolean {
+  return m?.type === 'Resource' && m.resource?.name === 'cpu' && m.resource?.target?.averageUtilization != null;
+}
+
+function metricSpecToV1(m: Obj): Obj {
+  const o: Obj = { type: m.type };
+  const t = (x: Obj | undefined): Obj => x ?? {};
+  switch (m.type) {
+    case 'Object': {
+      const src = m.object ?? {};
+      o.object = { target: src.describedObject, metricName: src.metric?.name };
+      put(o.object, 'targetValue', t(src.target).value);
+      put(o.object, 'averageValue', t(src.target).averageValue);
+      put(o.object, 'selector', src.metric?.selector);
+      break;
+    }
+    case 'Pods': {
+      const src = m.pods ?? {};
+      o.pods = { metricName: src.metric?.name };
+      put(o.pods, 'targetAverageValue', t(src.target).averageValue);
+      put(o.pods, 'selector', src.metric?.selector);
+      break;
+    }
+    case 'External': {
+      const src = m.external ?? {};
+      o.external = { metricName: src.metric?.name };
+      put(o.external, 'metricSelector', src.metric?.selector);
+      put(o.external, 'targetValue', t(src.target).value);
+      put(o.external, 'targetAverageValue', t(src.target).averageValue);
+      break;
+    }
+    case 'Resource':
+    case 'ContainerResource': {
+      const key = m.type === 'Resource' ? 'resource' : 'containerResource';
+      const src = m[key] ?? {};
+      o[key] = { name: src.name };
+      put(o[key], 'container', src.container);
+      put(o[key], 'targetAverageUtilization', t(src.target).averageUtilization);
+      put(o[key], 'targetAverageValue', t(src.target).averageValue);
+      break;
+    }
+    default:
+  }
+  return o;
+}
+
+function metricSpecFromV1(m: Obj): Obj {
+  const o: Obj = { type: m.type };
+  const target = (value: unknown, averageValue: unknown, averageUtilization?: unknown): Obj => {
+    const tg: Obj = { type: averageUtilization != null ? 'Utilization' : averageValue != null ? 'AverageValue' : 'Value' };
+    put(tg, 'value', value);
+    put(tg, 'averageValue', averageValue);
+    put(tg, 'averageUtilization', averageUtilization);
+    return tg;
+  };
+  const metric = (name: unknown, selector: unknown): Obj => { const id: Obj = { name }; put(id, 'selector', selector); return id; };
+  switch (m.type) {
+    case 'Object': { const x = m.object ?? {}; o.object = { describedObject: x.target, metric: metric(x.metricName, x.selector), target: target(x.targetValue, x.averageValue) }; break; }
+    case 'Pods': { const x = m.pods ?? {}; o.pods = { metric: metric(x.metricName, x.selector), target: target(undefined, x.targetAverageValue) }; break; }
+    case 'External': { const x = m.external ?? {}; o.external = { metric: metric(x.metricName, x.metricSelector), target: target(x.targetValue, x.targetAverageValue) }; break; }
+    case 'Resource':
+    case 'ContainerResource': {
+      const key = m.type === 'Resource' ? 'resource' : 'containerResource';
+      const x = m[key] ?? {};
+      o[key] = { name: x.name };
+      put(o[key], 'container', x.container);
+      o[key].target = target(undefined, x.targetAverageValue, x.targetAverageUtilization);
+      break;
+    }
+    default:
+  }
+  return o;
+}
+
+function metricStatusToV1(m: Obj): Obj {
+  const o: Obj = { type: m.type ?? '' };
+  const c = (x: Obj | undefined): Obj => x?.current ?? {};
+  switch (m.type) {
+    case 'Object': {
+      const x = m.object ?? {};
+      o.object = { target: x.describedObject, metricName: x.metric?.name };
+      put(o.object, 'currentValue', c(x).value);
+      put(o.object, 'averageValue', c(x).averageValue);
+      put(o.object, 'selector', x.metric?.selector);
+      break;
+    }
+    case 'Pods': { const x = m.pods ?? {}; o.pods = { metricName: x.metric?.name }; put(o.pods, 'currentAverageValue', c(x).averageValue); put(o.pods, 'selector', x.metric?.selector); break; }
+    case 'External': {
+      const x = m.external ?? {};
+      o.external = { metricName: x.metric?.name };
+      put(o.external, 'metricSelector', x.metric?.selector);
+      put(o.external, 'currentValue', c(x).value);
+      put(o.external, 'currentAverageValue', c(x).averageValue);
+      break;
+    }
+    case 'Resource':
+    case 'ContainerResource': {
+      const key = m.type === 'Resource' ? 'resource' : 'containerResource';
+      const x = m[key] ?? {};
+      o[key] = { name: x.name };
+      put(o[key], 'container', x.container);
+      put(o[key], 'currentAverageUtilization', c(x).averageUtilization);
+      put(o[key], 'currentAverageValue', c(x).averageValue);
+      break;
+    }
+    default:
+  }
+  return o;
+}
+
+function metricStatusFromV1(m: Obj): Obj {
+  const o: Obj = { type: m.type ?? '' };
+  const cur = (value: unknown, averageValue: unknown, averageUtilization?: unknown): Obj => {
+    const c: Obj = {};
+    put(c, 'value', value);
+    put(c, 'averageValue', averageValue);
+    put(c, 'averageUtilization', averageUtilization);
+    return c;
+  };
+  const metric = (name: unknown, selector: unknown): Obj => { const id: Obj = { name }; put(id, 'selector', selector); return id; };
+  switch (m.type) {
+    case 'Object': { const x = m.object ?? {}; o.object = { describedObject: x.target, metric: metric(x.metricName, x.selector), current: cur(x.currentValue, x.averageValue) }; break; }
+    case 'Pods': { const x = m.pods ?? {}; o.pods = { metric: metric(x.metricName, x.selector), current: cur(undefined, x.currentAverageValue) }; break; }
+    case 'External': { const x = m.external ?? {}; o.external = { metric: metric(x.metricName, x.metricSelector), current: cur(x.currentValue, x.currentAverageValue) }; break; }
+    case 'Resource':
+    case 'ContainerResource': {
+      const key = m.type === 'Resource' ? 'resource' : 'containerResource';
+      const x = m[key] ?? {};
+      o[key] = { name: x.name };
+      put(o[key], 'container', x.container);
+      o[key].current = cur(undefined, x.currentAverageValue, x.currentAverageUtilization);
+      break;
+    }
+    default:
+  }
+  return o;
+}
+
 function hpaV2ToV1(h: Obj): KObject {
   const spec = h.spec ?? {};
   const status = h.status ?? {};
-  const cpu = (spec.metrics ?? []).find((m: Obj) => m.type === 'Resource' && m.resource?.name === 'cpu' && m.resource?.target?.type === 'Utilization');
-  const o: Obj = { apiVersion: 'autoscaling/v1', kind: 'HorizontalPodAutoscaler', metadata: h.metadata, spec: { scaleTargetRef: spec.scaleTargetRef } };
+  const cpu = (spec.metrics ?? []).find((m: Obj) => isCPUUtilization(m));
+  const annotations: Record<string, string> = { ...(h.metadata?.annotations ?? {}) };
+  const others = (spec.metrics ?? []).filter((m: Obj) => !isCPUUtilization(m)).map(metricSpecToV1);
+  if (others.length) annotations[HPA_METRICS] = JSON.stringify(others);
+  if (status.currentMetrics?.length) annotations[HPA_CURRENT_METRICS] = JSON.stringify(status.currentMetrics.map(metricStatusToV1));
+  if (spec.behavior) annotations[HPA_BEHAVIOR] = JSON.stringify(spec.behavior);
+  if (status.conditions?.length) annotations[HPA_CONDITIONS] = JSON.stringify(status.conditions);
+  const metadata = Object.keys(annotations).length ? { ...h.metadata, annotations } : h.metadata;
+  const o: Obj = { apiVersion: 'autoscaling/v1', kind: 'HorizontalPodAutoscaler', metadata, spec: { scaleTargetRef: spec.scaleTargetRef } };
   put(o.spec, 'minReplicas', spec.minReplicas);
   put(o.spec, 'maxReplicas', spec.maxReplicas);
   put(o.spec, 'targetCPUUtilizationPercentage', cpu?.resource?.target?.averageUtilization);
@@ -95,14 +248,34 @@ function hpaV2ToV1(h: Obj): KObject {
   return o;
 }
 
+function parseAnnotation(annotations: Record<string, string>, key: string): unknown {
+  const raw = annotations[key];
+  delete annotations[key];
+  if (raw === undefined) return undefined;
+  try { return JSON.parse(raw); } catch { return undefined; }
+}
+
 function hpaV1ToV2(h: Obj): KObject {
   const spec = h.spec ?? {};
-  const o: Obj = { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata: h.metadata, spec: { scaleTargetRef: spec.scaleTargetRef } };
+  const annotations: Record<string, string> = { ...(h.metadata?.annotations ?? {}) };
+  const others = parseAnnotation(annotations, HPA_METRICS);
+  const currentMetrics = parseAnnotation(annotations, HPA_CURRENT_METRICS);
+  const behavior = parseAnnotation(annotations, HPA_BEHAVIOR);
+  const conditions = parseAnnotation(annotations, HPA_CONDITIONS);
+  const metadata: Obj = { ...h.metadata };
+  if (Object.keys(annotations).length) metadata.annotations = annotations; else delete metadata.annotations;
+  const o: Obj = { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler', metadata, spec: { scaleTargetRef: spec.scaleTargetRef } };
   put(o.spec, 'minReplicas', spec.minReplicas);
   put(o.spec, 'maxReplicas', spec.maxReplicas);
-  if (spec.targetCPUUtilizationPercentage !== undefined) {
-    o.spec.metrics = [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: spec.targetCPUUtilizationPercentage } } }];
+  // as upstream: the annotation's metrics first, then the CPU target
+  const metrics: Obj[] = Array.isArray(others) ? others.map((m) => metricSpecFromV1(m as Obj)) : [];
+  if (spec.targetCPUUtilizationPercentage != null) {
+    metrics.push({ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: spec.targetCPUUtilizationPercentage } } });
   }
+  // no metric at all: upstream's v2 defaulting (applied when the stored object is read) makes it cpu 80%
+  if (metrics.length === 0) metrics.push({ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 80 } } });
+  o.spec.metrics = metrics;
+  if (behavior && typeof behavior === 'object') o.spec.behavior = behavior;
   if (h.status) {
     const s = h.status;
     o.status = {};
@@ -110,9 +283,11 @@ function hpaV1ToV2(h: Obj): KObject {
     put(o.status, 'lastScaleTime', s.lastScaleTime);
     o.status.currentReplicas = s.currentReplicas ?? 0;
     o.status.desiredReplicas = s.desiredReplicas ?? 0;
-    if (s.currentCPUUtilizationPercentage !== undefined) {
+    if (Array.isArray(currentMetrics)) o.status.currentMetrics = currentMetrics.map((m) => metricStatusFromV1(m as Obj));
+    else if (s.currentCPUUtilizationPercentage != null) {
       o.status.currentMetrics = [{ type: 'Resource', resource: { name: 'cpu', current: { averageUtilization: s.currentCPUUtilizationPercentage } } }];
     }
+    if (Array.isArray(conditions)) o.status.conditions = conditions;
   }
   return o;
 }

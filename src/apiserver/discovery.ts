@@ -1,7 +1,15 @@
 // Discovery documents (legacy and aggregated) and the OpenAPI v3 documents kubectl's validation
-// needs, all derived from the resource table and built once at start.
+// needs, all derived from the resource table and built once at start. Groups served outside the
+// registry are added to it here: metrics.k8s.io/v1beta1 (src/apiserver/metrics-api.ts), so that
+// `kubectl top` and the HorizontalPodAutoscaler find it as they would find metrics-server.
 import { createHash } from 'node:crypto';
 import type { ResourceDef } from '../api/types.js';
+
+/** metrics.k8s.io/v1beta1, as metrics-server registers it: nodes (cluster) and pods (namespaced), get/list. */
+export const METRICS_RESOURCES: ResourceDef[] = [
+  { group: 'metrics.k8s.io', version: 'v1beta1', kind: 'NodeMetrics', listKind: 'NodeMetricsList', plural: 'nodes', singular: '', namespaced: false, verbs: ['get', 'list'], strategy: {}, virtual: true },
+  { group: 'metrics.k8s.io', version: 'v1beta1', kind: 'PodMetrics', listKind: 'PodMetricsList', plural: 'pods', singular: '', namespaced: true, verbs: ['get', 'list'], strategy: {}, virtual: true },
+];
 
 export interface GroupInfo { group: string; versions: string[] /* preferred first */ }
 
@@ -37,7 +45,13 @@ export class Discovery {
   readonly openapiIndex: string;
   readonly openapiDocs = new Map<string, { body: string; hash: string }>(); // 'api/v1' | 'apis/apps/v1'
 
-  constructor(readonly resources: ResourceDef[], preferred: Record<string, string> = {}, serverAddress = '127.0.0.1:6443') {
+  readonly resources: ResourceDef[];
+
+  /** `extra`: resources served outside the registry (default: metrics.k8s.io), added after the table's */
+  constructor(table: ResourceDef[], preferred: Record<string, string> = {}, serverAddress = '127.0.0.1:6443', extra: ResourceDef[] = METRICS_RESOURCES) {
+    const same = (a: ResourceDef, b: ResourceDef) => a.group === b.group && a.version === b.version && a.plural === b.plural;
+    const resources = [...table, ...extra.filter((e) => !table.some((r) => same(r, e)))];
+    this.resources = resources;
     this.groups = groupsOf(resources, preferred);
     for (const r of resources) {
       const gv = r.group ? `${r.group}/${r.version}` : r.version;

@@ -11,9 +11,9 @@ function lenField(field: number, payload: Buffer): Buffer {
 }
 const str = (field: number, s: string) => lenField(field, Buffer.from(s, 'utf8'));
 
-/** Document{1: swagger, 2: info{1: title, 6: version}, 8: paths{}} */
+/** Document{1: swagger, 2: info{1: title, 2: version}, 8: paths{}} (field numbers of gnostic's OpenAPIv2.proto) */
 export const OPENAPI_V2_PROTO: Buffer = Buffer.concat([
   str(1, '2.0'),
-  lenField(2, Buffer.concat([str(1, 'Kubernetes'), str(6, 'v1.32.0')])),
+  lenField(2, Buffer.concat([str(1, 'Kubernetes'), str(2, 'v1.32.0')])),
   lenField(8, Buffer.alloc(0)),
 ]);

@@ -257,3 +257,23 @@ test('TLS handshake: the server certificate verifies and the admin client certif
   assert.equal(await get({ host: '127.0.0.1', port, ca: pki.serverCaCert, cert: other.adminCert, key: other.adminKey }), 'ok');
   assert.deepEqual(seen.at(-1), { cn: 'system:admin', authorized: false });
 });
+
+test('the service IP, the cluster domain and the advertise address are SANs; an older data dir gets a new serving certificate from the same CA', (t) => {
+  const dir = tempDir(t);
+  const old = ensurePki(dir, { hostnames: [], ips: [] });
+  const now = ensurePki(dir, { hostnames: [], ips: ['192.0.2.44'], serviceIP: '10.99.0.1', clusterDomain: 'corp.example.' });
+  assert.notEqual(now.serverCert, old.serverCert, 'the serving certificate is re-issued');
+  assert.equal(now.serverCaCert, old.serverCaCert, 'the CA is kept');
+  assert.equal(now.serverCaKey, old.serverCaKey);
+  assert.equal(now.adminCert, old.adminCert);
+  const serving = new X509Certificate(now.serverCert);
+  for (const ip of ['10.99.0.1', '192.0.2.44', '10.43.0.1', '127.0.0.1']) assert.equal(serving.checkIP(ip), ip, ip);
+  for (const name of ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.corp.example', 'kubernetes.default.svc.cluster.local']) {
+    assert.equal(serving.checkHost(name, { subject: 'never' }), name, name);
+  }
+  assert.equal(serving.verify(new X509Certificate(old.serverCaCert).publicKey), true);
+  // the same wishes again: nothing new
+  assert.equal(ensurePki(dir, { hostnames: [], ips: ['192.0.2.44'], serviceIP: '10.99.0.1', clusterDomain: 'corp.example' }).serverCert, now.serverCert);
+  assert.throws(() => ensurePki(dir, { hostnames: [], ips: [], clusterDomain: 'bad domain' }), /cluster domain/);
+  assert.throws(() => ensurePki(dir, { hostnames: [], ips: [], serviceIP: '10.99.0' }), /service IP/);
+});

@@ -371,13 +371,31 @@ function dnsSans(cert: X509Certificate): Set<string> {
   return out;
 }
 
+export interface PkiOptions {
+  /** extra names for the serving certificate (IP addresses among them go in as IP SANs) */
+  hostnames: string[];
+  /** extra IP addresses for the serving certificate (the bind and advertise addresses) */
+  ips: string[];
+  /** the `kubernetes` Service's cluster IP (the service CIDR's first address; default 10.43.0.1) */
+  serviceIP?: string;
+  /** the cluster domain: `kubernetes.default.svc.<domain>` is a SAN (default cluster.local) */
+  clusterDomain?: string;
+  now?: () => number;
+}
+
 /**
  * Loads the server's certificates from `${dir}/tls/`, creating whatever is missing, invalid, near
  * expiry, or (for the serving certificate) lacking one of the requested names. `now` (ms since the
- * epoch) is the clock, for tests. CAs are kept when
- * present and unexpired; a new CA re-issues every certificate it signs.
+ * epoch) is the clock, for tests. CAs are kept when present and unexpired; a new CA re-issues every
+ * certificate it signs. A data dir made before a name was wanted (a new advertise address, service
+ * CIDR or cluster domain) thus gets a new serving certificate from the same CA, so kubeconfigs and
+ * pods' ca.crt stay valid.
+ *
+ * The serving certificate always names what a pod uses to reach the API: `kubernetes`,
+ * `kubernetes.default`, `kubernetes.default.svc`, `kubernetes.default.svc.<cluster domain>` and the
+ * `kubernetes` Service's cluster IP; plus localhost, 127.0.0.1, ::1 and this host's name.
  */
-export function ensurePki(dir: string, opts: { hostnames: string[]; ips: string[]; now?: () => number }): Pki {
+export function ensurePki(dir: string, opts: PkiOptions): Pki {
   const clock = opts.now ?? Date.now;
   const now = clock();
   const tls = join(dir, 'tls');
@@ -386,8 +404,14 @@ export function ensurePki(dir: string, opts: { hostnames: string[]; ips: string[
   chmodSync(tls, 0o700);
 
   // Names given as hostnames that are really IP addresses go in as IP SANs, as k3s's --tls-san does.
-  const dnsNames = new Set<string>([...DEFAULT_DNS_NAMES, osHostname().toLowerCase()]);
+  const domain = (opts.clusterDomain ?? 'cluster.local').trim().replace(/\.$/, '').toLowerCase();
+  if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(domain)) throw new Error(`invalid cluster domain for the serving certificate: ${JSON.stringify(opts.clusterDomain)}`);
+  const dnsNames = new Set<string>([...DEFAULT_DNS_NAMES, `kubernetes.default.svc.${domain}`, osHostname().toLowerCase()]);
   const ips = new Set<string>(DEFAULT_IPS);
+  if (opts.serviceIP !== undefined) {
+    if (!isIP(opts.serviceIP.trim())) throw new Error(`invalid service IP for the serving certificate: ${JSON.stringify(opts.serviceIP)}`);
+    ips.add(opts.serviceIP.trim());
+  }
   for (const h of opts.hostnames) {
     const v = h.trim();
     if (v === '') continue;

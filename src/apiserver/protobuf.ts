@@ -252,6 +252,10 @@ const specs: Record<string, string> = {
   CronJob: '1 metadata:ObjectMeta, 2 spec:CronJobSpec',
   CronJobSpec: '1 schedule, 8 timeZone*, 2 startingDeadlineSeconds:int64*, 3 concurrencyPolicy, 4 suspend:bool*, 5 jobTemplate:JobTemplateSpec, 6 successfulJobsHistoryLimit:int32*, 7 failedJobsHistoryLimit:int32*',
   JobTemplateSpec: '1 metadata:ObjectMeta, 2 spec:JobSpec',
+  // autoscaling (v1: what `kubectl autoscale` sends)
+  HorizontalPodAutoscaler: '1 metadata:ObjectMeta, 2 spec:HorizontalPodAutoscalerSpec',
+  HorizontalPodAutoscalerSpec: '1 scaleTargetRef:CrossVersionObjectReference, 2 minReplicas:int32*, 3 maxReplicas:int32, 4 targetCPUUtilizationPercentage:int32*',
+  CrossVersionObjectReference: '1 kind, 2 name, 3 apiVersion',
   // rbac
   Role: '1 metadata:ObjectMeta, 2 rules:[]PolicyRule',
   ClusterRole: '1 metadata:ObjectMeta, 2 rules:[]PolicyRule, 3 aggregationRule:AggregationRule',
@@ -304,6 +308,7 @@ for (const [apiVersion, list] of Object.entries({
   v1: ['Namespace', 'ConfigMap', 'Secret', 'ServiceAccount', 'Service', 'Pod', 'ResourceQuota', 'PersistentVolumeClaim'],
   'apps/v1': ['Deployment', 'ReplicaSet', 'StatefulSet', 'DaemonSet'],
   'batch/v1': ['Job', 'CronJob'],
+  'autoscaling/v1': ['HorizontalPodAutoscaler'],
   'rbac.authorization.k8s.io/v1': ['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding'],
   'policy/v1': ['PodDisruptionBudget'],
   'scheduling.k8s.io/v1': ['PriorityClass'],

@@ -16,6 +16,8 @@ import { TunnelServer } from './tunnel.js'; // streaming: node tunnels
 import { StreamingProxy } from './streaming-proxy.js'; // streaming: pods/log|exec|attach|portforward
 import { installServiceAllocation } from './service-alloc.js'; // services: ClusterIP/NodePort allocation, default/kubernetes
 import { installServiceAccountTokens } from './serviceaccount-admission.js'; // service-account tokens
+import { MetricsApi } from './metrics-api.js'; // metrics.k8s.io
+import { instrumentHandler, instrumentUpgrade, metricsRoute } from './metrics.js'; // prometheus
 
 export interface ApiServerOptions {
   store: Store;
@@ -37,6 +39,8 @@ export interface ApiServerOptions {
   /** service-account signing key (PEM): enables serviceaccounts/token, JWT authentication and the
    *  kube-api-access volume admission */
   serviceAccountKey?: string;
+  /** the address default/kubernetes' endpoints name (what pods reach at the Service's ClusterIP); default: host */
+  advertiseAddress?: string;
 }
 
 export interface ApiServer {
@@ -69,20 +73,23 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const saTokens = opts.serviceAccountKey ? installServiceAccountTokens(registry, auth, opts.serviceAccountKey) : undefined; // service-account tokens
   const subresourceHandlers = { ...streaming.subresourceHandlers, ...saTokens?.subresourceHandlers, ...opts.subresourceHandlers };
   const routes = [...(opts.routes ?? [])];
+  routes.push(new MetricsApi({ registry, tunnels })); // metrics.k8s.io: after opts.routes, which may override it
+  routes.push(metricsRoute()); // prometheus: this thread's metrics at /metrics, unless opts.routes serves it
   const handler = new ApiHandler({ registry, discovery, auth, subresourceHandlers, routes, ready: () => ready });
+  const handle = instrumentHandler(handler.handle); // prometheus: apiserver_request_* metrics
   const server: Server = opts.tls
-    ? (createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.clientCa, requestCert: !!opts.tls.clientCa, rejectUnauthorized: false }, handler.handle) as unknown as Server)
-    : createHttpServer(handler.handle);
+    ? (createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.clientCa, requestCert: !!opts.tls.clientCa, rejectUnauthorized: false }, handle) as unknown as Server)
+    : createHttpServer(handle);
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 0; // watches are long
-  server.on('upgrade', streaming.handleUpgrade); // streaming: node tunnels, exec/attach/portforward upgrades
+  server.on('upgrade', instrumentUpgrade(streaming.handleUpgrade)); // prometheus // streaming: node tunnels, exec/attach/portforward upgrades
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 6443, host, () => { server.off('error', reject); resolve(); });
   });
   await ensureSystemNamespaces(registry);
-  await services.startKubernetesService({ port: (server.address() as AddressInfo).port, host }); // services: default/kubernetes
+  await services.startKubernetesService({ port: (server.address() as AddressInfo).port, host, advertiseAddress: opts.advertiseAddress }); // services: default/kubernetes
   ready = true;
   const port = (server.address() as AddressInfo).port;
   const url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;

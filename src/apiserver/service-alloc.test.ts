@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ServiceAllocator, ServiceCIDR, PortRange, parseIPv4, formatIPv4 } from './service-alloc.js';
+import { ServiceAllocator, ServiceCIDR, PortRange, parseIPv4, formatIPv4, setKubernetesServiceAddress } from './service-alloc.js';
+import { startApiServer } from './server.js';
+import { findResource } from '../api/resources.js';
+import { MemoryStore } from '../storage/memory/memory-store.js';
 import { StatusError } from '../machinery/status.js';
 import { defaulters } from '../api/defaults.js';
 import { validators } from '../api/validation.js';
@@ -326,4 +329,63 @@ test('validation: what may not change on update', () => {
   assert.deepEqual(next((s) => { s.loadBalancerClass = 'example.com/b'; }), ['spec.loadBalancerClass: Invalid value: "example.com/b": may not change once set']);
   assert.deepEqual(next((s) => { s.healthCheckNodePort += 1; }), ['spec.healthCheckNodePort: Forbidden: field is immutable']);
   assert.deepEqual(next((s) => { s.clusterIPs = ['10.43.0.7']; s.clusterIP = '10.43.0.7'; }), ['spec.clusterIPs[0]: Invalid value: []string{"10.43.0.7"}: may not change once set']);
+});
+
+test('healthCheckNodePort: held while Local, freed when the policy, the type or the Service goes', () => {
+  const a = new ServiceAllocator();
+  const lb = (extra: Record<string, unknown> = {}) => web({ type: 'LoadBalancer', externalTrafficPolicy: 'Local', ports: [{ port: 80, nodePort: 30080 }], ...extra });
+  const cur = svc('lb', lb({ healthCheckNodePort: 30081 }));
+  a.allocateCreate(cur);
+  a.observe('default/lb', cur);
+  assert.deepEqual(a.portHolders(30081), ['default/lb']);
+  // resubmitted without it (kubectl replace of the original manifest): kept
+  const kept = update(a, cur, (s) => { delete s.healthCheckNodePort; });
+  assert.deepEqual(kept.errs, []);
+  assert.equal(kept.next.spec.healthCheckNodePort, 30081);
+  // changing it while Local is refused by validation, as upstream
+  assert.deepEqual(update(a, cur, (s) => { s.healthCheckNodePort = 30082; }).errs, ['spec.healthCheckNodePort: Forbidden: field is immutable']);
+  // Local → Cluster: dropped, and free once stored
+  const cluster = update(a, cur, (s) => { s.externalTrafficPolicy = 'Cluster'; });
+  assert.deepEqual(cluster.errs, []);
+  assert.equal(cluster.next.spec.healthCheckNodePort, undefined);
+  a.observe('default/lb', cluster.next);
+  assert.deepEqual(a.portHolders(30081), []);
+  assert.deepEqual(a.portHolders(30080), ['default/lb'], 'the node port stays');
+  // back to Local asking for the Service's own node port: refused as upstream (the bitmap has it)
+  assert.equal(message(() => update(a, cluster.next, (s) => { s.externalTrafficPolicy = 'Local'; s.healthCheckNodePort = 30080; })),
+    '500 Internal error occurred: failed to allocate requested HealthCheck NodePort 30080: provided port is already allocated');
+  // back to Local: a new one; LoadBalancer → NodePort drops it
+  const local = update(a, cluster.next, (s) => { s.externalTrafficPolicy = 'Local'; });
+  assert.deepEqual(local.errs, []);
+  const hc = local.next.spec.healthCheckNodePort;
+  assert.ok(hc >= 30000 && hc <= 32767 && hc !== 30080);
+  a.observe('default/lb', local.next);
+  assert.deepEqual(a.portHolders(hc), ['default/lb']);
+  const np2 = update(a, local.next, (s) => { s.type = 'NodePort'; });
+  assert.deepEqual(np2.errs, []);
+  assert.equal(np2.next.spec.healthCheckNodePort, undefined);
+  assert.equal(np2.next.spec.externalTrafficPolicy, 'Local', 'a NodePort keeps its policy (no health check)');
+  a.observe('default/lb', np2.next);
+  assert.deepEqual(a.portHolders(hc), []);
+  // deleting the Service frees everything
+  const again = svc('other', lb({ ports: [{ port: 80 }] }));
+  a.allocateCreate(again);
+  a.observe('default/other', again);
+  a.observe('default/other', undefined);
+  assert.deepEqual(a.portHolders(again.spec.healthCheckNodePort), []);
+});
+
+test('default/kubernetes points at the advertise address and the real port', async (t) => {
+  const api = await startApiServer({ store: new MemoryStore(), port: 0, host: '127.0.0.1', requireAuth: false });
+  t.after(() => api.close());
+  const ep = findResource('', 'v1', 'endpoints')!;
+  const slices = findResource('discovery.k8s.io', 'v1', 'endpointslices')!;
+  const addresses = async () => ({
+    ep: ((await api.registry.get(ep, 'default', 'kubernetes')).obj as any).subsets,
+    slice: ((await api.registry.get(slices, 'default', 'kubernetes')).obj as any).endpoints.map((e: any) => e.addresses[0]),
+  });
+  assert.deepEqual(await addresses(), { ep: [{ addresses: [{ ip: '127.0.0.1' }], ports: [{ name: 'https', port: api.port, protocol: 'TCP' }] }], slice: ['127.0.0.1'] }, 'a specific bind address is advertised');
+  await setKubernetesServiceAddress(api.registry, '192.0.2.10');
+  assert.deepEqual(await addresses(), { ep: [{ addresses: [{ ip: '192.0.2.10' }], ports: [{ name: 'https', port: api.port, protocol: 'TCP' }] }], slice: ['192.0.2.10'] });
+  await assert.rejects(setKubernetesServiceAddress(api.registry, '0.0.0.0'), /not a usable IPv4 address/);
 });

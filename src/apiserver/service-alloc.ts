@@ -525,6 +525,8 @@ export class ServiceAllocator {
     const s = specOf(svc);
     const hc = s.healthCheckNodePort ?? 0;
     try {
+      // the Service's own node ports count as allocated, as in upstream's bitmap
+      if (hc && nodePortsOf(s).includes(hc)) throw new AllocError('provided port is already allocated');
       if (hc) this.allocatePort(r, hc);
       else s.healthCheckNodePort = this.allocateNextPort(r);
     } catch (e) {
@@ -641,9 +643,28 @@ export interface ServiceAllocationOptions {
 
 export interface ServiceAllocation {
   allocator: ServiceAllocator;
-  /** create or repair default/kubernetes and its Endpoints and EndpointSlice, then keep them so */
-  startKubernetesService(opts: { port: number; host: string; intervalMs?: number }): Promise<void>;
+  /**
+   * create or repair default/kubernetes and its Endpoints and EndpointSlice, then keep them so. The
+   * endpoint is advertiseAddress:port; without advertiseAddress, endpointAddressFor(host)
+   */
+  startKubernetesService(opts: { port: number; host: string; advertiseAddress?: string; intervalMs?: number }): Promise<void>;
+  /** points default/kubernetes' endpoints at another address (the advertise address) and reconciles */
+  setAdvertiseAddress(address: string): Promise<void>;
   stop(): void;
+}
+
+/** The allocation installed on each registry, for setKubernetesServiceAddress. */
+const installed = new WeakMap<Registry, ServiceAllocation>();
+
+/**
+ * Points the endpoints of default/kubernetes of the API server owning `registry` at `address`
+ * (`kyb server --advertise-address`), at once. Until the API server's options carry the advertise
+ * address, the CLI calls this right after startApiServer.
+ */
+export async function setKubernetesServiceAddress(registry: Registry, address: string): Promise<void> {
+  const a = installed.get(registry);
+  if (!a) throw new Error('no service allocation is installed on this registry');
+  await a.setAdvertiseAddress(address);
 }
 
 /**
@@ -671,19 +692,36 @@ export function installServiceAllocation(registry: Registry, opts: ServiceAlloca
     },
   });
   let kubernetes: KubernetesService | undefined;
-  return {
+  let advertise: string | undefined;
+  const allocation: ServiceAllocation = {
     allocator,
-    async startKubernetesService({ port, host, intervalMs }) {
-      kubernetes = new KubernetesService(registry, { clusterIP: formatIPv4(allocator.cidr.first), port, address: endpointAddressFor(host) });
+    async startKubernetesService({ port, host, advertiseAddress, intervalMs }) {
+      if (advertiseAddress) advertise = checkAdvertiseAddress(advertiseAddress);
+      kubernetes = new KubernetesService(registry, { clusterIP: formatIPv4(allocator.cidr.first), port, address: advertise ?? endpointAddressFor(host) });
       await kubernetes.reconcile();
       kubernetes.start(intervalMs ?? 10_000);
+    },
+    async setAdvertiseAddress(address) {
+      advertise = checkAdvertiseAddress(address);
+      if (!kubernetes) return; // used when it starts
+      kubernetes.address = advertise;
+      await kubernetes.reconcile();
     },
     stop() {
       kubernetes?.stop();
       cache.listeners.delete(listener);
       registry.writeHooks.delete('Service');
+      installed.delete(registry);
     },
   };
+  installed.set(registry, allocation);
+  return allocation;
+}
+
+function checkAdvertiseAddress(address: string): string {
+  const a = address.trim();
+  if (parseIPv4(a) === undefined || a === '0.0.0.0') throw new Error(`advertise address ${JSON.stringify(address)} is not a usable IPv4 address`);
+  return a;
 }
 
 // ---- the kubernetes Service ----------------------------------------------------------------------
@@ -745,6 +783,10 @@ export class KubernetesService {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
+
+  /** the address the Endpoints and EndpointSlice point at */
+  get address(): string { return this.want.address; }
+  set address(a: string) { this.want.address = a; }
 
   async reconcile(): Promise<void> {
     await this.reconcileService();

@@ -22,6 +22,8 @@ import { runcExec } from '../node/runtime/runc-exec.js';
 import { startStreaming } from './agent-streaming.js';
 import { ServiceProxy } from '../proxy/index.js';
 import { parseFlags, usage, type FlagSpec } from './flags.js';
+import { parseMetricResolution } from '../node/stats/metric-resolution.js';
+import { collectProcessMetrics, trackAgentMetrics } from '../node/node-metrics.js';
 
 export interface AgentRunConfig {
   server: string;
@@ -48,6 +50,8 @@ export interface AgentRunConfig {
   disableProxy?: boolean;
   /** skip the host prerequisite check */
   skipPreflight?: boolean;
+  /** resource-metrics sampling period in ms (default 15000, as metrics-server's --metric-resolution) */
+  metricResolutionMs?: number;
   log?(msg: string): void;
 }
 
@@ -121,6 +125,7 @@ async function buildAgent(cfg: AgentRunConfig, log: (m: string) => void, importI
     runRoot: cfg.runRoot ?? '/run/kybernetes', cgroupParent: cfg.cgroupParent ?? '/kybernetes',
     clusterDNS: cfg.clusterDNS ?? ['10.43.0.10'], clusterDomain: cfg.clusterDomain ?? 'cluster.local',
     podCIDR: cfg.podCIDR, labels: cfg.labels, backoffBaseMs: cfg.backoffBaseMs, parts, log,
+    metricResolutionMs: cfg.metricResolutionMs,
   });
   return { agent, images, prober, client, nodeName, services };
 }
@@ -189,6 +194,7 @@ export const agentFlags: FlagSpec = {
   'cgroup-parent': { type: 'string', default: '/kybernetes', help: '(hidden) cgroup under which pods go' },
   'pod-bridge': { type: 'string', default: 'kyb0', help: '(hidden) name of the pod network bridge' },
   'proxy-table': { type: 'string', help: "(hidden) the proxy's nftables table / iptables chain prefix (default 'kybernetes')" },
+  'metric-resolution': { type: 'string', default: '15s', help: 'how often CPU and memory of pods and the node are sampled for metrics.k8s.io (a duration, e.g. 15s, 1s)' },
   cleanup: { type: 'boolean', help: 'stop and remove every pod, container, network and cgroup of this agent, then exit' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -210,12 +216,15 @@ export async function runAgentCommand(argv: string[]): Promise<void> {
     runRoot: f['run-dir'] as string, cgroupParent: f['cgroup-parent'] as string, bridge: f['pod-bridge'] as string,
     proxyTableName: f['proxy-table'] as string | undefined,
     podCIDR: f['pod-cidr'] as string | undefined, registriesConfig: f['private-registry'] as string | undefined,
+    metricResolutionMs: parseMetricResolution(f['metric-resolution'] as string),
   };
   if (f.cleanup) { await cleanupAgent(acfg); return; }
   const a = await startAgent(acfg);
+  collectProcessMetrics(); trackAgentMetrics(a.agent); // prometheus: the agent's /metrics
   await new Promise<void>((resolve) => {
     const stop = () => { void a.stop().then(resolve); };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
 }
+

@@ -1,7 +1,11 @@
 // The components of `kyb server` that are clients of the API: controllers (and, as they land, the
 // scheduler and simulated nodes). They run in a worker thread so that the API server's event loop
 // never waits on them; they reach the API over HTTPS with the admin credential, like any client.
+// Their Prometheus metrics live in the worker's own prom-client registry; `metrics()` asks the
+// worker for them (getMetricsAsJSON) so the main thread's /metrics can merge them in.
 import { Worker } from 'node:worker_threads';
+import type { MetricJSON } from '../apiserver/metrics.js'; // prometheus
+import { trackAgentMetrics } from '../node/node-metrics.js'; // prometheus
 import { RestClient } from '../client/index.js';
 import { runControllers, leaderElected } from '../controllers/manager.js';
 import { fastTiming } from '../controllers/nodelifecycle/node-lifecycle-controller.js';
@@ -53,7 +57,9 @@ export async function runComponents(cfg: ComponentsConfig, signal: AbortSignal):
       const { startAgent } = await import('./agent.js');
       let a;
       try { a = await startAgent(agentCfg); } catch (e) { process.stderr.write(`kyb agent: ${(e as Error).message}\n`); return; }
+      const untrack = trackAgentMetrics(a.agent); // prometheus
       if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      untrack(); // prometheus
       await a.stop();
     })());
   }
@@ -76,14 +82,22 @@ export async function runComponents(cfg: ComponentsConfig, signal: AbortSignal):
   client.close();
 }
 
-export interface RunningComponents { stop(): Promise<void> }
+export interface RunningComponents {
+  stop(): Promise<void>;
+  /** the worker thread's Prometheus metrics (none when the components run in this thread: they are
+   *  in this thread's registry already) */
+  metrics(): Promise<MetricJSON[][]>;
+}
+
+/** The worker's answer to `{ type: 'metrics', id }`. */
+export interface MetricsReply { type: 'metrics'; id: number; metrics: MetricJSON[] }
 
 /** Runs the components in a worker thread (or in this thread when inProcess). */
 export function startComponents(cfg: ComponentsConfig, inProcess = false): RunningComponents {
   if (inProcess) {
     const ac = new AbortController();
     const done = runComponents(cfg, ac.signal);
-    return { async stop() { ac.abort(); await done; } };
+    return { async stop() { ac.abort(); await done; }, async metrics() { return []; } };
   }
   const ts = import.meta.url.endsWith('.ts');
   const entry = new URL(ts ? './components-worker.ts' : './components-worker.js', import.meta.url);
@@ -92,8 +106,28 @@ export function startComponents(cfg: ComponentsConfig, inProcess = false): Runni
     ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`, { eval: true, workerData: cfg })
     : new Worker(entry, { workerData: cfg });
   w.on('error', (e) => process.stderr.write(`kyb components: ${e.stack ?? e}\n`));
-  const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+  let alive = true;
+  const exited = new Promise<void>((resolve) => w.once('exit', () => { alive = false; resolve(); }));
+  // prometheus: requests for the worker's metrics, answered by components-worker.ts
+  let nextId = 0;
+  const waiting = new Map<number, (m: MetricJSON[][]) => void>();
+  w.on('message', (m: MetricsReply) => {
+    if (m?.type !== 'metrics') return;
+    const r = waiting.get(m.id);
+    waiting.delete(m.id);
+    r?.([m.metrics]);
+  });
+  void exited.then(() => { for (const r of waiting.values()) r([]); waiting.clear(); });
   return {
+    metrics() {
+      if (!alive) return Promise.resolve([]);
+      const id = nextId++;
+      return new Promise((resolve) => {
+        const t = setTimeout(() => { waiting.delete(id); resolve([]); }, 5000);
+        waiting.set(id, (m) => { clearTimeout(t); resolve(m); });
+        w.postMessage({ type: 'metrics', id });
+      });
+    },
     async stop() {
       w.postMessage('stop');
       const t = setTimeout(() => void w.terminate(), 5000);

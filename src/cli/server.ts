@@ -5,15 +5,23 @@ import { mkdirSync } from 'node:fs';
 import { openStore } from '../storage/index.js';
 import { startApiServer, type ApiServer } from '../apiserver/server.js';
 import { ensurePki, ensureToken } from '../apiserver/pki.js';
+import { ServiceCIDR, formatIPv4 } from '../apiserver/service-alloc.js';
+import { internalIP } from '../node/host-info.js';
 import { ensureServiceAccountKey } from '../apiserver/serviceaccount-token.js';
+import { defaultTolerations } from '../apiserver/admission.js';
+import { parseGoDuration } from '../machinery/duration.js';
 import { renderKubeconfig, writeKubeconfig } from '../apiserver/kubeconfig.js';
 import { parseFlags, usage, type FlagSpec } from './flags.js';
 import { startComponents } from './components.js';
+import { parseMetricResolution } from '../node/stats/metric-resolution.js'; // metrics.k8s.io
+import { metricsRoute, collectProcessMetrics, type MetricJSON } from '../apiserver/metrics.js'; // prometheus
+import { instrumentStore } from '../apiserver/store-metrics.js'; // prometheus
 
 export const serverFlags: FlagSpec = {
   'data-dir': { type: 'string', help: 'state directory' },
   'https-listen-port': { type: 'number', default: 6443, help: 'API server port' },
-  'bind-address': { type: 'string', default: '127.0.0.1', help: 'address the API server listens on' },
+  'bind-address': { type: 'string', default: '0.0.0.0', help: 'address the API server listens on' },
+  'advertise-address': { type: 'string', help: "address pods and other hosts reach the API server at, in default/kubernetes' endpoints (default: the bind address, or for 0.0.0.0 the node's internal IP)" },
   'write-kubeconfig': { type: 'string', help: 'where to write the admin kubeconfig (default <data-dir>/kubeconfig.yaml)' },
   'write-kubeconfig-mode': { type: 'string', default: '0600', help: 'file mode of the kubeconfig' },
   token: { type: 'string', help: 'admin bearer token (default: generated once, kept in <data-dir>/token)' },
@@ -34,8 +42,16 @@ export const serverFlags: FlagSpec = {
   'agent-run-dir': { type: 'string', default: '/run/kybernetes', help: '(hidden) runc state and conmon exit files of the agent' },
   'cgroup-parent': { type: 'string', default: '/kybernetes', help: '(hidden) cgroup under which the agent puts pods' },
   'pod-bridge': { type: 'string', default: 'kyb0', help: '(hidden) name of the pod network bridge' },
+  'metric-resolution': { type: 'string', default: '15s', help: 'how often the agent samples pod and node CPU/memory for metrics.k8s.io (e.g. 15s, 1s)' }, // metrics.k8s.io
   'simulate-nodes': { type: 'number', default: 0, help: 'run N simulated (kwok-style) nodes that accept pods without containers' },
-  profile: { type: 'string', default: 'default', help: "timing profile: 'default' (upstream timings) or 'fast' (node grace 8 s)" },
+  profile: { type: 'string', default: 'default', help: "timing profile: 'default' (upstream timings) or 'fast' (node grace 8 s, default tolerations 10 s)" },
+  'default-not-ready-toleration-seconds': { type: 'number', help: 'tolerationSeconds added to pods for the not-ready:NoExecute taint (default 300; 10 with --profile fast)' },
+  'default-unreachable-toleration-seconds': { type: 'number', help: 'tolerationSeconds added to pods for the unreachable:NoExecute taint (default 300; 10 with --profile fast)' },
+  'horizontal-pod-autoscaler-sync-period': { type: 'string', default: '15s', help: 'how often the HPA controller evaluates every HorizontalPodAutoscaler' },
+  'horizontal-pod-autoscaler-tolerance': { type: 'number', default: 0.1, help: 'HPA: the minimum change of the usage-to-target ratio that scales' },
+  'horizontal-pod-autoscaler-downscale-stabilization': { type: 'string', default: '5m0s', help: 'HPA: how far back scale-down recommendations are looked at (default window)' },
+  'horizontal-pod-autoscaler-cpu-initialization-period': { type: 'string', default: '5m0s', help: 'HPA: after a pod starts, how long its CPU samples may be skipped' },
+  'horizontal-pod-autoscaler-initial-readiness-delay': { type: 'string', default: '30s', help: 'HPA: after a pod starts, how long readiness changes count as initial' },
   'scheduler-profile': { type: 'string', default: 'LeastAllocated', help: 'scheduler scoring: LeastAllocated or MostAllocated (bin packing)' },
   'components-in-process': { type: 'boolean', help: 'run controllers and scheduler on the API server thread instead of a worker thread' },
   'watch-cache-size': { type: 'number', default: 10000, help: '(hidden) events kept per resource for watch resumption' },
@@ -68,20 +84,31 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const sans = f['tls-san'] as string[];
   const bind = f['bind-address'] as string;
-  const pki = ensurePki(dataDir, { hostnames: [hostname(), ...sans], ips: bind !== '0.0.0.0' && bind !== '::' ? [bind] : [] });
+  const wildcard = bind === '0.0.0.0' || bind === '::';
+  const advertise = (f['advertise-address'] as string | undefined) ?? (wildcard ? internalIP() : bind === 'localhost' ? '127.0.0.1' : bind);
+  const pki = ensurePki(dataDir, {
+    hostnames: [hostname(), ...sans], ips: [...(wildcard || bind === 'localhost' ? [] : [bind]), advertise],
+    serviceIP: formatIPv4(new ServiceCIDR(f['service-cidr'] as string).first), clusterDomain: f['cluster-domain'] as string,
+  });
   const token = ensureToken(dataDir, f.token as string | undefined);
-  const store = openStore(f['datastore-endpoint'] as string, dataDir);
+  const tolDefault = f.profile === 'fast' ? 10 : 300;
+  defaultTolerations.notReadySeconds = (f['default-not-ready-toleration-seconds'] as number | undefined) ?? tolDefault;
+  defaultTolerations.unreachableSeconds = (f['default-unreachable-toleration-seconds'] as number | undefined) ?? tolDefault;
+  const store = instrumentStore(openStore(f['datastore-endpoint'] as string, dataDir)); // prometheus
+  collectProcessMetrics(); // prometheus: process metrics on the main thread only
+  const workerMetrics: { get?: () => Promise<MetricJSON[][]> } = {}; // prometheus: set once the worker runs
   const port = f['https-listen-port'] as number;
   const api = await startApiServer({
-    store, port, host: bind,
+    store, port, host: bind, advertiseAddress: advertise,
     watchCacheSize: f['watch-cache-size'] as number,
     serviceCIDR: f['service-cidr'] as string, serviceNodePortRange: f['service-node-port-range'] as string,
     tls: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.clientCaCert },
     serviceAccountKey: ensureServiceAccountKey(dataDir),
     tokens: [{ token, user: { username: 'system:admin', groups: ['system:masters', 'system:authenticated'] } }],
+    routes: [metricsRoute({ sources: async () => (await workerMetrics.get?.()) ?? [] })], // prometheus
   });
   const kubeconfigPath = (f['write-kubeconfig'] as string | undefined) ?? join(dataDir, 'kubeconfig.yaml');
-  const host = bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
+  const host = wildcard ? '127.0.0.1' : bind;
   const server = `https://${host.includes(':') ? `[${host}]` : host}:${api.port}`;
   writeKubeconfig(kubeconfigPath, renderKubeconfig({ server, caPem: pki.serverCaCert, token, clientCertPem: pki.adminCert, clientKeyPem: pki.adminKey }), parseInt(f['write-kubeconfig-mode'] as string, 8));
   const disabled = f.disable as string[];
@@ -89,7 +116,15 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
   const components = startComponents({
     server: `https://127.0.0.1:${api.port}`, caPem: pki.serverCaCert, token,
     disable: disabled,
-    controllerOptions: { nodeipam: { clusterCIDR: f['cluster-cidr'] as string }, rootcacert: { caPem: pki.serverCaCert } },
+    controllerOptions: {
+      horizontalpodautoscaling: {
+        syncPeriodMs: parseGoDuration(f['horizontal-pod-autoscaler-sync-period'] as string),
+        tolerance: f['horizontal-pod-autoscaler-tolerance'] as number,
+        downscaleStabilizationMs: parseGoDuration(f['horizontal-pod-autoscaler-downscale-stabilization'] as string),
+        cpuInitializationPeriodMs: parseGoDuration(f['horizontal-pod-autoscaler-cpu-initialization-period'] as string),
+        initialReadinessDelayMs: parseGoDuration(f['horizontal-pod-autoscaler-initial-readiness-delay'] as string),
+      },
+      nodeipam: { clusterCIDR: f['cluster-cidr'] as string }, rootcacert: { caPem: pki.serverCaCert } },
     ...(agentOn ? {
       agent: {
         server: `https://127.0.0.1:${api.port}`, caPem: pki.serverCaCert, token,
@@ -99,6 +134,7 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
         runRoot: f['agent-run-dir'] as string, cgroupParent: f['cgroup-parent'] as string, bridge: f['pod-bridge'] as string,
         clusterDNS: [f['cluster-dns'] as string], clusterDomain: f['cluster-domain'] as string,
         registriesConfig: f['private-registry'] as string | undefined,
+        metricResolutionMs: parseMetricResolution(f['metric-resolution'] as string), // metrics.k8s.io
         labels: { 'node-role.kubernetes.io/control-plane': 'true', 'node-role.kubernetes.io/master': 'true' },
       },
       dns: {
@@ -111,6 +147,7 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
     profile: f.profile === 'fast' ? 'fast' : 'default',
     schedulerProfile: f['scheduler-profile'] === 'MostAllocated' ? 'MostAllocated' : 'LeastAllocated',
   }, f['components-in-process'] as boolean);
+  workerMetrics.get = () => components.metrics(); // prometheus
   process.stderr.write(`kyb server: API at ${server}, kubeconfig ${kubeconfigPath}, data ${dataDir}\n`);
   return {
     api, kubeconfigPath, dataDir, token, caPem: pki.serverCaCert,

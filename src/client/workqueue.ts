@@ -5,8 +5,57 @@
 // - addAfter(key, ms) delays an add; addRateLimited(key) delays by the rate limiter (per-key
 //   exponential backoff 5 ms → 1000 s, combined with an overall 10 qps / burst 100 bucket);
 //   forget(key) resets the key's backoff.
+//
+// A named queue reports client-go's work-queue metrics on this thread's Prometheus registry
+// (prom-client), labelled {name}: workqueue_depth, workqueue_adds_total, workqueue_retries_total,
+// workqueue_queue_duration_seconds (added → handed out) and workqueue_work_duration_seconds
+// (handed out → done). Unnamed queues report nothing, as in client-go.
+import { Counter, Gauge, Histogram, register } from 'prom-client';
 import { type Clock, type TimerHandle, realClock } from './clock.js';
 import { TokenBucket } from './rate-limiter.js';
+
+function metric<M>(name: string, make: () => M): M { return (register.getSingleMetric(name) as M | undefined) ?? make(); }
+/** client-go's work-queue latency buckets: 1 µs … 10 s, ×10. */
+const WQ_BUCKETS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10];
+const wqDepth = metric('workqueue_depth', () => new Gauge({ name: 'workqueue_depth', help: 'Current depth of workqueue', labelNames: ['name'] as const }));
+const wqAdds = metric('workqueue_adds_total', () => new Counter({ name: 'workqueue_adds_total', help: 'Total number of adds handled by workqueue', labelNames: ['name'] as const }));
+const wqRetries = metric('workqueue_retries_total', () => new Counter({ name: 'workqueue_retries_total', help: 'Total number of retries handled by workqueue', labelNames: ['name'] as const }));
+const wqQueueDuration = metric('workqueue_queue_duration_seconds', () => new Histogram({ name: 'workqueue_queue_duration_seconds', help: 'How long in seconds an item stays in workqueue before being requested.', labelNames: ['name'] as const, buckets: WQ_BUCKETS }));
+const wqWorkDuration = metric('workqueue_work_duration_seconds', () => new Histogram({ name: 'workqueue_work_duration_seconds', help: 'How long in seconds processing an item from workqueue takes.', labelNames: ['name'] as const, buckets: WQ_BUCKETS }));
+
+/** The metric children of one named queue, and the times it needs for the two latencies. */
+class QueueMetrics<K> {
+  readonly depth: Gauge.Internal<'name'>;
+  readonly adds: Counter.Internal;
+  readonly retries: Counter.Internal;
+  private readonly queueDuration: Histogram.Internal<'name'>;
+  private readonly workDuration: Histogram.Internal<'name'>;
+  private readonly addedAt = new Map<K, number>();
+  private readonly startedAt = new Map<K, number>();
+  constructor(name: string) {
+    this.depth = wqDepth.labels({ name });
+    this.adds = wqAdds.labels({ name });
+    this.retries = wqRetries.labels({ name });
+    this.queueDuration = wqQueueDuration.labels({ name });
+    this.workDuration = wqWorkDuration.labels({ name });
+  }
+  added(key: K): void {
+    this.adds.inc();
+    if (!this.addedAt.has(key)) this.addedAt.set(key, performance.now());
+  }
+  queued(): void { this.depth.inc(); }
+  taken(key: K): void {
+    this.depth.dec();
+    const now = performance.now();
+    const at = this.addedAt.get(key);
+    if (at !== undefined) { this.queueDuration.observe((now - at) / 1000); this.addedAt.delete(key); }
+    this.startedAt.set(key, now);
+  }
+  done(key: K): void {
+    const at = this.startedAt.get(key);
+    if (at !== undefined) { this.workDuration.observe((performance.now() - at) / 1000); this.startedAt.delete(key); }
+  }
+}
 
 export interface RateLimiter<K = string> {
   /** how long to wait before the item may be processed again (counts a failure) */
@@ -72,19 +121,23 @@ export class WorkQueue<K = string> {
   private waiters: Array<(k: K | undefined) => void> = [];
   private drainWaiters: Array<() => void> = [];
   private shutting = false;
+  private readonly metrics?: QueueMetrics<K>;
 
   constructor(opts: WorkQueueOptions<K> = {}) {
     this.clock = opts.clock ?? realClock;
     this.limiter = opts.rateLimiter ?? defaultControllerRateLimiter<K>(this.clock);
     this.name = opts.name ?? '';
+    if (this.name) this.metrics = new QueueMetrics<K>(this.name);
   }
 
   /** Marks key as needing processing. No-op after shutDown. */
   add(key: K): void {
     if (this.shutting || this.dirty.has(key)) return;
     this.dirty.add(key);
+    this.metrics?.added(key);
     if (this.processing.has(key)) return; // queued again by done()
     this.queue.push(key);
+    this.metrics?.queued();
     this.dispatch();
   }
 
@@ -108,7 +161,10 @@ export class WorkQueue<K = string> {
   }
 
   /** Adds key after the rate limiter's delay for it (counts a failure). */
-  addRateLimited(key: K): void { this.addAfter(key, this.limiter.when(key)); }
+  addRateLimited(key: K): void {
+    this.metrics?.retries.inc();
+    this.addAfter(key, this.limiter.when(key));
+  }
 
   /** Resets key's failure count (call after a successful sync). */
   forget(key: K): void { this.limiter.forget(key); }
@@ -125,8 +181,10 @@ export class WorkQueue<K = string> {
   /** Ends processing of key; if it was added meanwhile it is queued again. */
   done(key: K): void {
     this.processing.delete(key);
+    this.metrics?.done(key);
     if (this.dirty.has(key)) {
       this.queue.push(key);
+      this.metrics?.queued();
       this.dispatch();
     }
     if (this.processing.size === 0 && this.drainWaiters.length) {
@@ -165,6 +223,7 @@ export class WorkQueue<K = string> {
     if (this.head > 1024 && this.head * 2 > this.queue.length) { this.queue = this.queue.slice(this.head); this.head = 0; }
     this.dirty.delete(key);
     this.processing.add(key);
+    this.metrics?.taken(key);
     return key;
   }
 

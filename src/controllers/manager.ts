@@ -17,6 +17,7 @@ import * as endpoint from './endpoints/endpoints-controller.js';
 import * as endpointslice from './endpointslice/endpointslice-controller.js';
 import * as servicelb from './servicelb/servicelb-controller.js';
 import * as rootcacert from './rootcacert/rootcacert-controller.js';
+import * as horizontalpodautoscaling from './horizontalpodautoscaler/horizontal-controller.js';
 
 export interface ControllerEntry {
   name: string;
@@ -36,6 +37,7 @@ export const controllers: ControllerEntry[] = [
   { name: 'endpointslice', start: endpointslice.start },
   { name: 'servicelb', start: servicelb.start },
   { name: 'rootcacert', start: rootcacert.start },
+  { name: 'horizontalpodautoscaling', start: horizontalpodautoscaling.start },
 ];
 
 export interface ControllerManagerOptions {

@@ -7,6 +7,8 @@
 //   loops: Lease renewal (10 s) · node status (conditions, every 10 s when changed, 1 min otherwise)
 //          pod informer (spec.nodeName=<node>) → work queue → PodManager.sync (one pod at a time per key)
 //          conmon exit files → the owning pod is synced · periodic resync of every pod (10 s)
+//          resource metrics: every running container's cgroup and the node sampled every
+//          metricResolutionMs (15 s), served as GET /metrics/resource (src/node/stats/)
 import { setMaxListeners } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +22,8 @@ import { EventRecorder, Informer, RestClient, WorkQueue, runWorkers, type Resour
 import { Runtime, removeCgroupParent } from './runtime/runtime.js';
 import { PodManager, type PodObj, type NetworkService, type ImageService, type VolumeService, type ProbeService, type EnvResolver, type SubPathResolver } from './pods/pod-manager.js';
 import type { ExecProcess, LogSource, StreamingBackend } from './streaming/backend.js';
+import { ResourceCollector } from './stats/resource-collector.js';
+import type { ResourceMetricsReport, ResourceMetricsSource } from './stats/resource-metrics.js';
 
 const NODES: ResourceRef = { group: '', version: 'v1', plural: 'nodes' };
 const PODS: ResourceRef = { group: '', version: 'v1', plural: 'pods' };
@@ -65,6 +69,10 @@ export interface AgentOptions {
   podWorkers?: number;
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /** resource-metrics sampling period (default 15 s, as metrics-server) */
+  metricResolutionMs?: number;
+  /** the cgroup filesystem the metrics are read from (default /sys/fs/cgroup) */
+  cgroupRoot?: string;
   parts: AgentParts;
   log?(msg: string): void;
 }
@@ -72,9 +80,11 @@ export interface AgentOptions {
 const nowMicro = (): string => new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 const nowSec = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 
-export class Agent implements StreamingBackend {
+export class Agent implements StreamingBackend, ResourceMetricsSource {
   readonly runtime: Runtime;
   readonly pods: PodManager;
+  /** CPU and memory of the node and of every running container */
+  readonly stats: ResourceCollector;
   private readonly informer: Informer<PodObj>;
   private readonly queue = new WorkQueue<string>({ name: 'pods' });
   private readonly recorder: EventRecorder;
@@ -99,7 +109,14 @@ export class Agent implements StreamingBackend {
       enqueue: (key, after) => { if (after && after > 0) this.queue.addAfter(key, after); else this.queue.add(key); },
       log: (m) => this.log(m), backoffBaseMs: o.backoffBaseMs, backoffMaxMs: o.backoffMaxMs,
     });
+    this.stats = new ResourceCollector({
+      nodeName: o.nodeName, resolutionMs: o.metricResolutionMs, cgroupRoot: o.cgroupRoot,
+      containers: () => this.pods.runningContainers(), log: (m) => this.log(m),
+    });
   }
+
+  /** the latest resource metrics (for the streaming server's GET /metrics/resource) */
+  resourceMetrics(): ResourceMetricsReport { return this.stats.resourceMetrics(); }
 
   private log(m: string): void { (this.o.log ?? ((s: string) => process.stderr.write(`kyb agent: ${s}\n`)))(m); }
 
@@ -120,6 +137,7 @@ export class Agent implements StreamingBackend {
     });
     const stopExits = this.runtime.watchExits((id) => this.pods.containerExited(id));
     const informerRun = this.informer.run(signal);
+    const statsRun = this.stats.run(signal);
     const timers: NodeJS.Timeout[] = [];
     const heartbeat = this.o.heartbeatIntervalMs ?? 10_000;
     timers.push(setInterval(() => { void this.renewLease().catch((e) => this.log(`lease: ${(e as Error).message}`)); }, heartbeat));
@@ -144,6 +162,7 @@ export class Agent implements StreamingBackend {
     for (const t of timers) clearInterval(t);
     stopExits();
     await informerRun;
+    await statsRun;
     this.recorder.close();
     this.runtime.close();
   }

@@ -119,3 +119,67 @@ test('the kernel takes full syncs and deltas; cleanup leaves nothing', { skip: !
   }
   assert.deepEqual(ours(), []);
 });
+
+// ---- traffic policies (internalTrafficPolicy / externalTrafficPolicy Local) -------------------
+
+const LOCAL = { ip: '198.51.100.101', port: 8080 };
+
+test('internalTrafficPolicy Local: the ClusterIP jumps to the SVL chain; without local endpoints a DROP', () => {
+  const P = 'KYB';
+  const h = hashName('ns/web/tcp/http');
+  const o = iptObjects(P, plan({ internalLocal: true, localEndpoints: [LOCAL] }), CIDR);
+  assert.deepEqual([...o.chains.keys()], [`${P}-SEP-${hashName('ns/web/tcp/http/198.51.100.101/8080')}`, `${P}-SVL-${h}`]);
+  assert.equal(o.services.length, 1);
+  assert.match(o.services[0], new RegExp(`^-d 198\\.51\\.100\\.5/32 .* -j ${P}-SVL-${h}$`));
+  const none = iptObjects(P, plan({ internalLocal: true, localEndpoints: [] }), CIDR);
+  assert.equal(none.chains.size, 0);
+  assert.deepEqual(none.services, []);
+  assert.deepEqual(none.filter, ['-d 198.51.100.5/32 -p tcp -m comment --comment "ns/web:http has no local endpoints" -m tcp --dport 80 -j DROP']);
+});
+
+test('externalTrafficPolicy Local: EXT short-circuits pods and LOCAL sources, else SVL without masquerade', () => {
+  const P = 'KYB';
+  const h = hashName('ns/web/tcp/http');
+  const p = plan({ nodePort: 30080, externalIPs: ['198.51.100.50'], externalLocal: true, localEndpoints: [LOCAL] });
+  const o = iptObjects(P, p, CIDR);
+  const ext = o.chains.get(`${P}-EXT-${h}`)!;
+  assert.equal(ext.length, 4);
+  assert.match(ext[0], new RegExp(`^-s ${CIDR} .* -j ${P}-SVC-${h}$`));
+  assert.match(ext[1], /-m addrtype --src-type LOCAL -j KYB-MARK-MASQ$/);
+  assert.match(ext[2], new RegExp(`-m addrtype --src-type LOCAL -j ${P}-SVC-${h}$`));
+  assert.equal(ext[3], `-j ${P}-SVL-${h}`);
+  assert.ok(!o.chains.get(`${P}-SVL-${h}`)!.some((r) => r.endsWith('-j KYB-MARK-MASQ') && !r.includes('-d 198.51.100.5/32')), 'SVL masquerades only off-cluster ClusterIP traffic');
+  assert.match(o.services[0], new RegExp(`-j ${P}-SVC-${h}$`), 'ClusterIP traffic still uses every endpoint');
+  assert.deepEqual(o.filter, []);
+  const none = iptObjects(P, { ...p, localEndpoints: [] }, CIDR);
+  assert.equal(none.chains.get(`${P}-EXT-${h}`)!.length, 3);
+  assert.ok(!none.chains.has(`${P}-SVL-${h}`));
+  assert.equal(none.filter.length, 2);
+  assert.match(none.filter[0], /^-d 198\.51\.100\.50\/32 .*has no local endpoints.* -j DROP$/);
+  assert.match(none.filter[1], /-m addrtype --dst-type LOCAL .* --dport 30080 -j DROP$/);
+});
+
+test('the kernel takes Local policies in full syncs and deltas', { skip: !canKernel && 'needs root and iptables' }, async () => {
+  const table = `kybl${randomBytes(3).toString('hex')}`;
+  const P = chainPrefix(table);
+  const be = new IptablesBackend({ tableName: table, clusterCIDR: CIDR });
+  const ours = (): string[] => ['nat', 'filter'].flatMap((t) => spawnSync('iptables-save', ['-t', t]).stdout.toString().split('\n').filter((l) => l.includes(`${P}-`)));
+  try {
+    const base = plan({ nodePort: 30998, externalIPs: ['198.51.100.51'], affinityTimeoutSeconds: 30 });
+    const etp = { ...base, externalLocal: true as const, localEndpoints: [LOCAL] };
+    const etpNone = { ...etp, localEndpoints: [] };
+    const itp = { ...base, nodePort: undefined, externalIPs: [], internalLocal: true as const, localEndpoints: [LOCAL] };
+    const itpNone = { ...itp, localEndpoints: [] };
+    await be.fullSync([etp]);
+    assert.ok(ours().some((l) => l.includes('--src-type LOCAL')));
+    for (const [o, n] of [[etp, etpNone], [etpNone, base], [base, itp], [itp, itpNone], [itpNone, etp], [etp, undefined]] as const) {
+      await be.deltaSync([{ key: base.key, old: o, new: n }]);
+    }
+    assert.deepEqual(ours().filter((l) => /SVC-|SVL-|SEP-|EXT-|DROP/.test(l)), [], 'all gone');
+    await be.fullSync([itpNone]);
+    assert.equal(ours().filter((l) => l.endsWith('-j DROP')).length, 1);
+  } finally {
+    await IptablesBackend.cleanup(table);
+  }
+  assert.deepEqual(ours(), []);
+});

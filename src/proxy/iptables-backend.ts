@@ -5,12 +5,17 @@
 //                                           -d externalIP/LB IP … → P-EXT-<hash>
 //                                           (last) addrtype LOCAL → P-NODEPORTS: --dport nodePort → P-EXT-<hash>
 //        P-EXT-<hash>: → P-MARK-MASQ; → P-SVC-<hash>
+//                      (externalTrafficPolicy Local: from the pod CIDR → P-SVC; src-type LOCAL →
+//                      P-MARK-MASQ, P-SVC (kube-proxy's short-circuits); anything else → P-SVL, unmasqueraded)
 //        P-SVC-<hash>: ClusterIP traffic from outside the pod CIDR → P-MARK-MASQ;
 //                      (ClientIP) `recent --rcheck` per endpoint; `statistic --probability 1/(N-i)` → P-SEP-<hash>
+//        P-SVL-<hash>: the same over this node's endpoints (internalTrafficPolicy Local: the ClusterIP
+//                      rule jumps here; externalTrafficPolicy Local: P-EXT ends here)
 //        P-SEP-<hash>: from the endpoint itself (hairpin) → P-MARK-MASQ; (ClientIP) `recent --set`; DNAT
 //   nat  POSTROUTING → P-POSTROUTING: marked → clear the mark, MASQUERADE
 //   filter INPUT, FORWARD, OUTPUT (ctstate NEW) → P-FILTER: destinations without endpoints → REJECT
-//        (tcp-reset for TCP, icmp-port-unreachable for UDP)
+//        (tcp-reset for TCP, icmp-port-unreachable for UDP); destinations of a Local policy without a
+//        local endpoint → DROP (filter runs after nat, so short-circuited connections do not match)
 //
 // Chain names are at most 28 characters: P (≤ 10) + `-SVC-` + 12 base32 characters of a SHA-256 of
 // the Service port (and endpoint). Every write is one `iptables-restore --noflush` (a `:CHAIN` line
@@ -74,32 +79,71 @@ export function iptObjects(P: string, p: ServicePortPlan, clusterCIDR: string): 
   }
   const h = hashName(p.key);
   const SVC = `${P}-SVC-${h}`;
+  const SVL = `${P}-SVL-${h}`;
   const EXT = `${P}-EXT-${h}`;
   const MASQ = `${P}-MARK-MASQ`;
   const aff = p.affinityTimeoutSeconds;
-  const eps = p.endpoints.map((e) => ({ ...e, chain: `${P}-SEP-${hashName(`${p.key}/${e.ip}/${e.port}`)}` }));
-  const svc = [`! -s ${clusterCIDR} -d ${p.clusterIP}/32 -p ${pr} -m comment --comment ${q(`${name} cluster IP`)} -m ${pr} --dport ${p.port} -j ${MASQ}`];
-  if (aff) {
-    for (const e of eps) svc.push(`-m comment --comment ${q(`${name} -> ${e.ip}:${e.port}`)} -m recent --rcheck --seconds ${aff} --reap --name ${e.chain} --mask 255.255.255.255 --rsource -j ${e.chain}`);
-  }
-  eps.forEach((e, i) => {
-    const left = eps.length - i;
-    const stat = left > 1 ? ` -m statistic --mode random --probability ${(1 / left).toFixed(11)}` : '';
-    svc.push(`-m comment --comment ${q(`${name} -> ${e.ip}:${e.port}`)}${stat} -j ${e.chain}`);
-  });
-  for (const e of eps) {
+  const local = p.internalLocal || p.externalLocal ? p.localEndpoints ?? [] : [];
+  const hasExternal = p.externalIPs.length > 0 || p.nodePort !== undefined;
+  const externalLocal = !!p.externalLocal && hasExternal;
+  // see nft-backend.ts: the cluster chain also carries the Local policy's short-circuits
+  const useCluster = !p.internalLocal || hasExternal;
+  const useLocal = local.length > 0 && (!!p.internalLocal || externalLocal);
+  type Ep = { ip: string; port: number; chain: string };
+  const epOf = new Map<string, Ep>();
+  const ep = (e: { ip: string; port: number }): Ep => {
+    const k = `${e.ip}/${e.port}`;
+    let v = epOf.get(k);
+    if (!v) epOf.set(k, (v = { ...e, chain: `${P}-SEP-${hashName(`${p.key}/${k}`)}` }));
+    return v;
+  };
+  const spread = (eps: Ep[]): string[] => {
+    const rules = [`! -s ${clusterCIDR} -d ${p.clusterIP}/32 -p ${pr} -m comment --comment ${q(`${name} cluster IP`)} -m ${pr} --dport ${p.port} -j ${MASQ}`];
+    if (aff) {
+      for (const e of eps) rules.push(`-m comment --comment ${q(`${name} -> ${e.ip}:${e.port}`)} -m recent --rcheck --seconds ${aff} --reap --name ${e.chain} --mask 255.255.255.255 --rsource -j ${e.chain}`);
+    }
+    eps.forEach((e, i) => {
+      const left = eps.length - i;
+      const stat = left > 1 ? ` -m statistic --mode random --probability ${(1 / left).toFixed(11)}` : '';
+      rules.push(`-m comment --comment ${q(`${name} -> ${e.ip}:${e.port}`)}${stat} -j ${e.chain}`);
+    });
+    return rules;
+  };
+  const clusterEps = useCluster ? p.endpoints.map(ep) : [];
+  const localEps = useLocal ? local.map(ep) : [];
+  for (const e of epOf.values()) {
     o.chains.set(e.chain, [
       `-s ${e.ip}/32 -m comment --comment ${q(name)} -j ${MASQ}`,
       `-p ${pr} -m comment --comment ${q(name)}${aff ? ` -m recent --set --name ${e.chain} --mask 255.255.255.255 --rsource` : ''} -m ${pr} -j DNAT --to-destination ${e.ip}:${e.port}`,
     ]);
   }
-  o.chains.set(SVC, svc);
-  if (p.externalIPs.length || p.nodePort !== undefined) {
-    o.chains.set(EXT, [`-m comment --comment ${q(`masquerade traffic for ${name} external destinations`)} -j ${MASQ}`, `-j ${SVC}`]);
+  if (useCluster) o.chains.set(SVC, spread(clusterEps));
+  if (useLocal) o.chains.set(SVL, spread(localEps));
+  if (hasExternal) {
+    o.chains.set(EXT, externalLocal
+      ? [
+        `-s ${clusterCIDR} -m comment --comment ${q(`pod traffic for ${name} external destinations`)} -j ${SVC}`,
+        `-m comment --comment ${q(`masquerade LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${MASQ}`,
+        `-m comment --comment ${q(`route LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${SVC}`,
+        ...(useLocal ? [`-j ${SVL}`] : []),
+      ]
+      : [`-m comment --comment ${q(`masquerade traffic for ${name} external destinations`)} -j ${MASQ}`, `-j ${SVC}`]);
   }
-  for (const ip of p.clusterIPs) o.services.push(`-d ${ip}/32 -p ${pr} -m comment --comment ${q(`${name} cluster IP`)} -m ${pr} --dport ${p.port} -j ${SVC}`);
-  for (const ip of p.externalIPs) o.services.push(`-d ${ip}/32 -p ${pr} -m comment --comment ${q(`${name} external IP`)} -m ${pr} --dport ${p.port} -j ${EXT}`);
-  if (p.nodePort !== undefined) o.nodePorts.push(`-p ${pr} -m comment --comment ${q(`${name} node port`)} -m ${pr} --dport ${p.nodePort} -j ${EXT}`);
+  const drop = (match: string): string => `${match} -j DROP`;
+  for (const ip of p.clusterIPs) {
+    if (!p.internalLocal) o.services.push(`-d ${ip}/32 -p ${pr} -m comment --comment ${q(`${name} cluster IP`)} -m ${pr} --dport ${p.port} -j ${SVC}`);
+    else if (useLocal) o.services.push(`-d ${ip}/32 -p ${pr} -m comment --comment ${q(`${name} cluster IP`)} -m ${pr} --dport ${p.port} -j ${SVL}`);
+    else o.filter.push(drop(`-d ${ip}/32 -p ${pr} -m comment --comment ${q(`${name} has no local endpoints`)} -m ${pr} --dport ${p.port}`));
+  }
+  for (const ip of p.externalIPs) {
+    o.services.push(`-d ${ip}/32 -p ${pr} -m comment --comment ${q(`${name} external IP`)} -m ${pr} --dport ${p.port} -j ${EXT}`);
+    // the filter hooks run after nat: short-circuited connections no longer have this destination
+    if (externalLocal && !useLocal) o.filter.push(drop(`-d ${ip}/32 -p ${pr} -m comment --comment ${q(`${name} has no local endpoints`)} -m ${pr} --dport ${p.port}`));
+  }
+  if (p.nodePort !== undefined) {
+    o.nodePorts.push(`-p ${pr} -m comment --comment ${q(`${name} node port`)} -m ${pr} --dport ${p.nodePort} -j ${EXT}`);
+    if (externalLocal && !useLocal) o.filter.push(drop(`-p ${pr} -m addrtype --dst-type LOCAL -m comment --comment ${q(`${name} has no local endpoints`)} -m ${pr} --dport ${p.nodePort}`));
+  }
   return o;
 }
 

@@ -141,3 +141,84 @@ test('the kernel takes a full sync and every kind of delta, atomically', { skip:
   }
   assert.ok(!spawnSync('nft', ['list', 'tables']).stdout.toString().includes(`table ip ${table}\n`));
 });
+
+// ---- traffic policies (internalTrafficPolicy / externalTrafficPolicy Local) -------------------
+
+const LOCAL = { ip: '198.51.100.101', port: 8080 };
+
+test('internalTrafficPolicy Local: the ClusterIP goes to the local chain; without local endpoints it is dropped', () => {
+  const o = nftObjects(plan({ internalLocal: true, localEndpoints: [LOCAL] }), CIDR);
+  assert.deepEqual([...o.chains.keys()], ['ep-ns/web/tcp/http/198.51.100.101/8080', 'svl-ns/web/tcp/http'], 'no cluster chain: nothing uses it');
+  assert.deepEqual(o.chains.get('svl-ns/web/tcp/http'), [
+    `ip daddr 198.51.100.5 ip saddr != ${CIDR} jump mark-for-masquerade`,
+    'goto ep-ns/web/tcp/http/198.51.100.101/8080',
+  ]);
+  assert.deepEqual([...o.elements], [['service-ips\u0000198.51.100.5 . tcp . 80', 'goto svl-ns/web/tcp/http']]);
+  const none = nftObjects(plan({ internalLocal: true, localEndpoints: [] }), CIDR);
+  assert.equal(none.chains.size, 0);
+  assert.deepEqual([...none.elements], [['no-local-endpoint-services\u0000198.51.100.5 . tcp . 80', '']], 'dropped, not rejected');
+  // no endpoints anywhere: rejected as before
+  assert.deepEqual([...nftObjects(plan({ internalLocal: true, localEndpoints: [], endpoints: [] }), CIDR).elements.keys()], ['no-endpoint-services\u0000198.51.100.5 . tcp . 80']);
+});
+
+test('externalTrafficPolicy Local: short-circuits for pods and this host, then local endpoints, unmasqueraded', () => {
+  const p = plan({ nodePort: 30080, externalIPs: ['198.51.100.50'], externalLocal: true, localEndpoints: [LOCAL] });
+  const o = nftObjects(p, CIDR);
+  assert.deepEqual(o.chains.get('ext-ns/web/tcp/http'), [
+    `ip saddr ${CIDR} goto svc-ns/web/tcp/http`,
+    'fib saddr type local jump mark-for-masquerade',
+    'fib saddr type local goto svc-ns/web/tcp/http',
+    'goto svl-ns/web/tcp/http',
+  ]);
+  assert.equal(o.chains.get('svc-ns/web/tcp/http')!.length, 3, 'the cluster chain spreads over both endpoints');
+  assert.deepEqual(o.chains.get('svl-ns/web/tcp/http')!.slice(1), ['goto ep-ns/web/tcp/http/198.51.100.101/8080']);
+  assert.equal([...o.chains.keys()].filter((c) => c.startsWith('ep-')).length, 2, 'endpoint chains shared by both');
+  assert.deepEqual([...o.elements], [
+    ['service-ips\u0000198.51.100.5 . tcp . 80', 'goto svc-ns/web/tcp/http'],
+    ['service-ips\u0000198.51.100.50 . tcp . 80', 'goto ext-ns/web/tcp/http'],
+    ['service-nodeports\u0000tcp . 30080', 'goto ext-ns/web/tcp/http'],
+  ]);
+  // no local endpoint: the short-circuits stay, the rest falls through to the drop sets
+  const none = nftObjects({ ...p, localEndpoints: [] }, CIDR);
+  assert.equal(none.chains.get('ext-ns/web/tcp/http')!.length, 3);
+  assert.ok(!none.chains.has('svl-ns/web/tcp/http'));
+  assert.deepEqual([...none.elements.keys()].filter((k) => k.startsWith('no-')), [
+    'no-local-endpoint-external\u0000198.51.100.50 . tcp . 80',
+    'no-local-endpoint-nodeports\u0000tcp . 30080',
+  ]);
+  // a local endpoint that is not among the cluster-wide ones (local fallback to terminating) still gets its chain
+  const extra = nftObjects({ ...p, localEndpoints: [{ ip: '198.51.100.109', port: 8080 }] }, CIDR);
+  assert.ok(extra.chains.has('ep-ns/web/tcp/http/198.51.100.109/8080'));
+});
+
+test('drops are checked on input/forward; ClusterIP drops on output too', () => {
+  const text = renderNftFull('t1', [], CIDR);
+  assert.ok(text.includes('add rule ip t1 endpoints-check ip daddr . meta l4proto . th dport @no-local-endpoint-services drop'));
+  assert.ok(text.includes('add rule ip t1 external-endpoints-check fib daddr type local meta l4proto . th dport @no-local-endpoint-nodeports drop'));
+  assert.ok(text.includes('add rule ip t1 filter-input ct state new jump external-endpoints-check'));
+  assert.ok(text.includes('add rule ip t1 filter-forward ct state new jump external-endpoints-check'));
+  assert.ok(!text.includes('add rule ip t1 filter-output ct state new jump external-endpoints-check'), 'this host\'s traffic is short-circuited after the output filter hook');
+});
+
+test('the kernel takes Local policies in full syncs and deltas', { skip: !canKernel && 'needs root and nft' }, async () => {
+  const table = `kybl${randomBytes(3).toString('hex')}`;
+  const be = new NftBackend({ tableName: table, clusterCIDR: CIDR });
+  const list = (): string => spawnSync('nft', ['list', 'table', 'ip', table]).stdout.toString();
+  try {
+    const base = plan({ nodePort: 30998, externalIPs: ['198.51.100.51'], affinityTimeoutSeconds: 30 });
+    const etp = { ...base, externalLocal: true as const, localEndpoints: [LOCAL] };
+    const etpNone = { ...etp, localEndpoints: [] };
+    const itp = { ...base, nodePort: undefined, externalIPs: [], internalLocal: true as const, localEndpoints: [LOCAL] };
+    const itpNone = { ...itp, localEndpoints: [] };
+    await be.fullSync([etp]);
+    assert.match(list(), /fib saddr type local goto svc-ns\/web\/tcp\/http/);
+    for (const [o, n] of [[etp, etpNone], [etpNone, base], [base, itp], [itp, itpNone], [itpNone, etp]] as const) {
+      await be.deltaSync([{ key: base.key, old: o, new: n }]);
+    }
+    assert.match(list(), /goto svl-ns\/web\/tcp\/http/);
+    await be.fullSync([itpNone]);
+    assert.match(list(), /no-local-endpoint-services[\s\S]*198\.51\.100\.5 \. tcp \. 80/);
+  } finally {
+    await NftBackend.cleanup(table);
+  }
+});

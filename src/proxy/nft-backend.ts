@@ -4,17 +4,24 @@
 //   nat-prerouting (dstnat) ┐
 //   nat-output (-100)       ┴─ services: ip daddr . l4proto . dport  vmap @service-ips
 //                                        fib daddr type local  l4proto . dport  vmap @service-nodeports
-//      @service-ips:       clusterIP.proto.port → goto svc-<id>        externalIP/LB IP → goto ext-<id>
+//      @service-ips:       clusterIP.proto.port → goto svc-<id> (internalTrafficPolicy Local: svl-<id>)
+//                          externalIP/LB IP → goto ext-<id>
 //      @service-nodeports: proto.nodePort → goto ext-<id>
 //   ext-<id>:  mark for masquerade; goto svc-<id>
+//              externalTrafficPolicy Local instead: from the pod CIDR → goto svc-<id>; from a local
+//              address → mark, goto svc-<id> (kube-proxy's short-circuits); else goto svl-<id>, unmasqueraded
 //   svc-<id>:  ClusterIP traffic from outside the pod CIDR → mark for masquerade;
 //              (ClientIP affinity) ip saddr @aff-… goto ep-…;
 //              numgen random mod N == 0 goto ep-0; numgen random mod N-1 == 0 goto ep-1; …; goto ep-last
+//   svl-<id>:  the same over this node's endpoints only (a Local policy)
 //   ep-<id>/<ip>/<port>: from the endpoint itself (hairpin) → mark; (affinity) update @aff-… { ip saddr };
 //              dnat to ip:port
 //   nat-postrouting (srcnat): marked → clear the mark, masquerade
 //   filter-input/forward/output (-110, before the nat output hook): new connections to a destination
-//              in @no-endpoint-services / @no-endpoint-nodeports → tcp reset / icmp port-unreachable
+//              in @no-endpoint-services / @no-endpoint-nodeports → tcp reset / icmp port-unreachable;
+//              in @no-local-endpoint-services (a Local ClusterIP without local endpoint) → drop
+//   filter-input/forward only: @no-local-endpoint-external / @no-local-endpoint-nodeports (external
+//              destinations of a Local port without local endpoint, not rewritten by a short-circuit) → drop
 //
 // <id> is `namespace/name/protocol/portName` (`_` for an unnamed port); names may hold '/' and '.'.
 // A ClientIP-affinity set per endpoint (`aff-<timeout>-<id>/<ip>/<port>`, dynamic, with timeout)
@@ -36,6 +43,11 @@ const SERVICE_IPS = 'service-ips';
 const SERVICE_NODEPORTS = 'service-nodeports';
 const NO_EP_SERVICES = 'no-endpoint-services';
 const NO_EP_NODEPORTS = 'no-endpoint-nodeports';
+/** ClusterIPs of internalTrafficPolicy Local ports without a local endpoint: dropped */
+const NO_LOCAL_EP_SERVICES = 'no-local-endpoint-services';
+/** external IPs and node ports of externalTrafficPolicy Local ports without a local endpoint: dropped */
+const NO_LOCAL_EP_EXTERNAL = 'no-local-endpoint-external';
+const NO_LOCAL_EP_NODEPORTS = 'no-local-endpoint-nodeports';
 
 /** What one plan puts into the table. */
 export interface NftObjects {
@@ -65,37 +77,76 @@ export function nftObjects(p: ServicePortPlan, clusterCIDR: string): NftObjects 
   }
   const id = planId(p);
   const svc = `svc-${id}`;
+  const svl = `svl-${id}`;
+  const ext = `ext-${id}`;
   const aff = p.affinityTimeoutSeconds;
-  const eps = p.endpoints.map((e) => ({ ...e, chain: `ep-${id}/${e.ip}/${e.port}`, set: aff ? `aff-${aff}-${id}/${e.ip}/${e.port}` : '' }));
-  const svcRules = [`ip daddr ${p.clusterIP} ip saddr != ${clusterCIDR} jump mark-for-masquerade`];
-  if (aff) {
-    for (const e of eps) {
-      o.sets.set(e.set, `{ type ipv4_addr; flags dynamic,timeout; timeout ${aff}s; }`);
-      svcRules.push(`ip saddr @${e.set} goto ${e.chain}`);
-    }
-  }
-  // endpoint i of N is taken with probability 1/(N-i), the last one takes the rest: uniform. Rules,
-  // not `numgen random mod N vmap { … }`: each anonymous verdict map is a set in the table, and the
-  // kernel's loop check on every goto walks all of the table's sets, so 5,000 of them made a full
-  // sync take 18 s instead of 1.6 s (measured with nft 1.0.6, kernel 6.18).
-  eps.forEach((e, i) => {
-    const left = eps.length - i;
-    svcRules.push(left > 1 ? `numgen random mod ${left} == 0 goto ${e.chain}` : `goto ${e.chain}`);
-  });
-  // endpoint chains first: the service chain refers to them
-  for (const e of eps) {
+  const local = p.internalLocal || p.externalLocal ? p.localEndpoints ?? [] : [];
+  const hasExternal = p.externalIPs.length > 0 || p.nodePort !== undefined;
+  const externalLocal = !!p.externalLocal && hasExternal;
+  // the cluster chain serves ClusterIP traffic (internalTrafficPolicy Cluster) and external traffic
+  // (Cluster policy, or the Local policy's short-circuit for pods and this host)
+  const useCluster = !p.internalLocal || hasExternal;
+  const useLocal = local.length > 0 && (!!p.internalLocal || externalLocal);
+  type Ep = { ip: string; port: number; chain: string; set: string };
+  const epOf = new Map<string, Ep>();
+  const ep = (e: { ip: string; port: number }): Ep => {
+    const k = `${e.ip}/${e.port}`;
+    let v = epOf.get(k);
+    if (!v) epOf.set(k, (v = { ...e, chain: `ep-${id}/${k}`, set: aff ? `aff-${aff}-${id}/${k}` : '' }));
+    return v;
+  };
+  const spread = (eps: Ep[]): string[] => {
+    const rules = [`ip daddr ${p.clusterIP} ip saddr != ${clusterCIDR} jump mark-for-masquerade`];
+    if (aff) for (const e of eps) rules.push(`ip saddr @${e.set} goto ${e.chain}`);
+    // endpoint i of N is taken with probability 1/(N-i), the last one takes the rest: uniform. Rules,
+    // not `numgen random mod N vmap { … }`: each anonymous verdict map is a set in the table, and the
+    // kernel's loop check on every goto walks all of the table's sets, so 5,000 of them made a full
+    // sync take 18 s instead of 1.6 s (measured with nft 1.0.6, kernel 6.18).
+    eps.forEach((e, i) => {
+      const left = eps.length - i;
+      rules.push(left > 1 ? `numgen random mod ${left} == 0 goto ${e.chain}` : `goto ${e.chain}`);
+    });
+    return rules;
+  };
+  const clusterEps = useCluster ? p.endpoints.map(ep) : [];
+  const localEps = useLocal ? local.map(ep) : [];
+  // endpoint chains first: the service chains refer to them
+  for (const e of epOf.values()) {
+    if (aff) o.sets.set(e.set, `{ type ipv4_addr; flags dynamic,timeout; timeout ${aff}s; }`);
     const rules = [`ip saddr ${e.ip} jump mark-for-masquerade`];
     if (aff) rules.push(`update @${e.set} { ip saddr }`);
     rules.push(`meta l4proto ${p.protocol} dnat to ${e.ip}:${e.port}`);
     o.chains.set(e.chain, rules);
   }
-  o.chains.set(svc, svcRules);
-  const hasExternal = p.externalIPs.length > 0 || p.nodePort !== undefined;
-  const ext = `ext-${id}`;
-  if (hasExternal) o.chains.set(ext, ['jump mark-for-masquerade', `goto ${svc}`]);
-  for (const ip of p.clusterIPs) el(SERVICE_IPS, `${ip} . ${p.protocol} . ${p.port}`, `goto ${svc}`);
-  for (const ip of p.externalIPs) el(SERVICE_IPS, `${ip} . ${p.protocol} . ${p.port}`, `goto ${ext}`);
-  if (p.nodePort !== undefined) el(SERVICE_NODEPORTS, `${p.protocol} . ${p.nodePort}`, `goto ${ext}`);
+  if (useCluster) o.chains.set(svc, spread(clusterEps));
+  if (useLocal) o.chains.set(svl, spread(localEps));
+  if (hasExternal) {
+    o.chains.set(ext, externalLocal
+      ? [
+        // kube-proxy's short-circuit: pods and this host reach external destinations as if Cluster
+        `ip saddr ${clusterCIDR} goto ${svc}`,
+        'fib saddr type local jump mark-for-masquerade',
+        `fib saddr type local goto ${svc}`,
+        // others keep their source address and reach only this node's endpoints (none: dropped
+        // by external-endpoints-check, as nothing here rewrote the destination)
+        ...(useLocal ? [`goto ${svl}`] : []),
+      ]
+      : ['jump mark-for-masquerade', `goto ${svc}`]);
+  }
+  for (const ip of p.clusterIPs) {
+    const k = `${ip} . ${p.protocol} . ${p.port}`;
+    if (!p.internalLocal) el(SERVICE_IPS, k, `goto ${svc}`);
+    else if (useLocal) el(SERVICE_IPS, k, `goto ${svl}`);
+    else el(NO_LOCAL_EP_SERVICES, k);
+  }
+  for (const ip of p.externalIPs) {
+    el(SERVICE_IPS, `${ip} . ${p.protocol} . ${p.port}`, `goto ${ext}`);
+    if (externalLocal && !useLocal) el(NO_LOCAL_EP_EXTERNAL, `${ip} . ${p.protocol} . ${p.port}`);
+  }
+  if (p.nodePort !== undefined) {
+    el(SERVICE_NODEPORTS, `${p.protocol} . ${p.nodePort}`, `goto ${ext}`);
+    if (externalLocal && !useLocal) el(NO_LOCAL_EP_NODEPORTS, `${p.protocol} . ${p.nodePort}`);
+  }
   return o;
 }
 
@@ -109,6 +160,9 @@ function baseCommands(t: string): string[] {
     `add map ${T} ${SERVICE_NODEPORTS} { type inet_proto . inet_service : verdict; }`,
     `add set ${T} ${NO_EP_SERVICES} { type ipv4_addr . inet_proto . inet_service; }`,
     `add set ${T} ${NO_EP_NODEPORTS} { type inet_proto . inet_service; }`,
+    `add set ${T} ${NO_LOCAL_EP_SERVICES} { type ipv4_addr . inet_proto . inet_service; }`,
+    `add set ${T} ${NO_LOCAL_EP_EXTERNAL} { type ipv4_addr . inet_proto . inet_service; }`,
+    `add set ${T} ${NO_LOCAL_EP_NODEPORTS} { type inet_proto . inet_service; }`,
     ...chain('mark-for-masquerade', [`meta mark set meta mark | ${hex(MASQ_MARK)}`]),
     ...chain('masquerading', [
       `meta mark & ${hex(MASQ_MARK)} == 0 return`,
@@ -127,10 +181,18 @@ function baseCommands(t: string): string[] {
     ...chain('endpoints-check', [
       `ip daddr . meta l4proto . th dport @${NO_EP_SERVICES} goto reject-chain`,
       `fib daddr type local meta l4proto . th dport @${NO_EP_NODEPORTS} goto reject-chain`,
+      `ip daddr . meta l4proto . th dport @${NO_LOCAL_EP_SERVICES} drop`,
+    ]),
+    // external traffic of externalTrafficPolicy Local ports without a local endpoint that no
+    // short-circuit rewrote; not on the output hook, which runs before the nat output hook and would
+    // see this host's own (short-circuited) connections with their original destination
+    ...chain('external-endpoints-check', [
+      `ip daddr . meta l4proto . th dport @${NO_LOCAL_EP_EXTERNAL} drop`,
+      `fib daddr type local meta l4proto . th dport @${NO_LOCAL_EP_NODEPORTS} drop`,
     ]),
     // -110: before the nat output hook (-100) rewrites the destination
-    ...chain('filter-input', ['ct state new jump endpoints-check'], 'type filter hook input priority -110; policy accept;'),
-    ...chain('filter-forward', ['ct state new jump endpoints-check'], 'type filter hook forward priority -110; policy accept;'),
+    ...chain('filter-input', ['ct state new jump endpoints-check', 'ct state new jump external-endpoints-check'], 'type filter hook input priority -110; policy accept;'),
+    ...chain('filter-forward', ['ct state new jump endpoints-check', 'ct state new jump external-endpoints-check'], 'type filter hook forward priority -110; policy accept;'),
     ...chain('filter-output', ['ct state new jump endpoints-check'], 'type filter hook output priority -110; policy accept;'),
   ];
 }

@@ -9,7 +9,7 @@ function svc(spec: Record<string, unknown>, extra: Partial<KObject> = {}): KObje
   return { metadata: { namespace: 'ns', name: 'web' }, spec: { type: 'ClusterIP', clusterIP: '10.43.0.5', ports: [{ name: 'http', port: 80, protocol: 'TCP' }], ...spec }, ...extra };
 }
 
-function slice(endpoints: Array<{ ip: string; ready?: boolean | null; serving?: boolean; terminating?: boolean }>, ports = [{ name: 'http', port: 8080, protocol: 'TCP' }], addressType = 'IPv4'): KObject {
+function slice(endpoints: Array<{ ip: string; ready?: boolean | null; serving?: boolean; terminating?: boolean; node?: string }>, ports = [{ name: 'http', port: 8080, protocol: 'TCP' }], addressType = 'IPv4'): KObject {
   return {
     metadata: { namespace: 'ns', name: `web-${Math.random()}` }, addressType, ports,
     endpoints: endpoints.map((e) => {
@@ -17,7 +17,7 @@ function slice(endpoints: Array<{ ip: string; ready?: boolean | null; serving?: 
       if (e.ready !== undefined) conditions.ready = e.ready;
       if (e.serving !== undefined) conditions.serving = e.serving;
       if (e.terminating !== undefined) conditions.terminating = e.terminating;
-      return { addresses: [e.ip], conditions };
+      return { addresses: [e.ip], conditions, ...(e.node ? { nodeName: e.node } : {}) };
     }),
   };
 }
@@ -115,4 +115,47 @@ test('helpers', () => {
   const older = { metadata: { namespace: 'b', name: 'x', creationTimestamp: '2024-01-01T00:00:00Z' } };
   const newer = { metadata: { namespace: 'a', name: 'x', creationTimestamp: '2024-01-02T00:00:00Z' } };
   assert.deepEqual([newer, older].sort(compareServices), [older, newer]);
+});
+
+test('traffic policies: Local keeps this node\'s endpoints apart; Cluster (the default) adds nothing', () => {
+  const eps = slice([{ ip: '10.42.1.2', node: 'other' }, { ip: '10.42.0.3', node: 'me' }, { ip: '10.42.0.4', node: 'me', ready: false }, { ip: '10.42.0.9' }]);
+  const [cluster] = buildServicePlans(svc({ type: 'NodePort', ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }], internalTrafficPolicy: 'Cluster', externalTrafficPolicy: 'Cluster' }), [eps], 'me');
+  assert.deepEqual(cluster.endpoints.map((e) => e.ip), ['10.42.0.3', '10.42.0.9', '10.42.1.2']);
+  assert.equal(cluster.localEndpoints, undefined);
+  assert.equal(cluster.internalLocal, undefined);
+  assert.equal(cluster.externalLocal, undefined);
+
+  const [itp] = buildServicePlans(svc({ internalTrafficPolicy: 'Local' }), [eps], 'me');
+  assert.equal(itp.internalLocal, true);
+  assert.equal(itp.externalLocal, undefined);
+  assert.deepEqual(itp.localEndpoints, [{ ip: '10.42.0.3', port: 8080 }], 'only ready local endpoints');
+  assert.equal(itp.endpoints.length, 3, 'all endpoints stay known (they decide reject vs drop)');
+
+  const [etp] = buildServicePlans(svc({ type: 'LoadBalancer', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }] }), [eps], 'me');
+  assert.deepEqual([etp.internalLocal, etp.externalLocal], [undefined, true]);
+  assert.deepEqual(etp.localEndpoints, [{ ip: '10.42.0.3', port: 8080 }]);
+
+  // externalTrafficPolicy Local only matters where the port is reachable from outside
+  const [noExternal] = buildServicePlans(svc({ type: 'LoadBalancer', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] }), [eps], 'me');
+  assert.equal(noExternal.externalLocal, undefined, 'no node port, no ingress, no externalIPs');
+  const [viaExternalIP] = buildServicePlans(svc({ externalIPs: ['192.0.2.9'], externalTrafficPolicy: 'Local' }), [eps], 'me');
+  assert.equal(viaExternalIP.externalLocal, true);
+
+  // another node name, or none: no local endpoint
+  assert.deepEqual(buildServicePlans(svc({ internalTrafficPolicy: 'Local' }), [eps], 'elsewhere')[0].localEndpoints, []);
+  assert.deepEqual(buildServicePlans(svc({ internalTrafficPolicy: 'Local' }), [eps])[0].localEndpoints, []);
+});
+
+test('traffic policies: local endpoints fall back to local serving-terminating ones, independently of the rest', () => {
+  const eps = slice([
+    { ip: '10.42.1.2', node: 'other' },
+    { ip: '10.42.0.3', node: 'me', ready: false, serving: true, terminating: true },
+    { ip: '10.42.0.4', node: 'me', ready: false, serving: false, terminating: true },
+  ]);
+  const [p] = buildServicePlans(svc({ internalTrafficPolicy: 'Local' }), [eps], 'me');
+  assert.deepEqual(p.endpoints.map((e) => e.ip), ['10.42.1.2'], 'cluster-wide a ready endpoint exists');
+  assert.deepEqual(p.localEndpoints!.map((e) => e.ip), ['10.42.0.3'], 'locally only a serving-terminating one');
+  // the same address in two slices is local if either says so
+  const [q] = buildServicePlans(svc({ internalTrafficPolicy: 'Local' }), [slice([{ ip: '10.42.0.5' }]), slice([{ ip: '10.42.0.5', node: 'me' }])], 'me');
+  assert.deepEqual(q.localEndpoints, [{ ip: '10.42.0.5', port: 8080 }]);
 });

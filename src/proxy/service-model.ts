@@ -13,6 +13,12 @@
 // - Destinations: the cluster IP at `port`; spec.externalIPs and (type LoadBalancer)
 //   status.loadBalancer.ingress[].ip at `port`; `nodePort` on every local address (NodePort and
 //   LoadBalancer types).
+// - Traffic policies, as kube-proxy: an endpoint is local when its EndpointSlice `nodeName` is this
+//   node's name. internalTrafficPolicy Local sends ClusterIP traffic only to local endpoints;
+//   externalTrafficPolicy Local (Services reachable from outside: node port, externalIPs, LoadBalancer
+//   ingress) sends external traffic only to local endpoints and keeps its source address. Local
+//   endpoints are chosen the same way as all endpoints (ready, else serving-terminating), among this
+//   node's. The plan keeps both lists; the backends decide per path (see nft-backend.ts).
 // - Two Services must not program the same destination (address.protocol.port, or protocol.nodePort):
 //   the kernel transaction would fail. Claims hands each destination to the first claimant (the older
 //   Service in a full sync) and leaves it out of the other plan, with a warning.
@@ -44,6 +50,17 @@ export interface ServicePortPlan {
   endpoints: Endpoint[];
   /** sessionAffinity ClientIP timeout; undefined: no affinity */
   affinityTimeoutSeconds?: number;
+  /** internalTrafficPolicy Local: ClusterIP traffic goes to localEndpoints only; with none it is dropped */
+  internalLocal?: true;
+  /**
+   * externalTrafficPolicy Local (set only when the port is reachable from outside: node port,
+   * externalIPs or ingress IPs): external traffic goes to localEndpoints only, unmasqueraded; with
+   * none it is dropped. Traffic to those destinations from pods and from this host still goes to
+   * all endpoints (kube-proxy's short-circuit).
+   */
+  externalLocal?: true;
+  /** this node's endpoints (ready, else serving-terminating), sorted; set when a Local policy applies */
+  localEndpoints?: Endpoint[];
 }
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -63,9 +80,9 @@ const asObj = (v: unknown): Obj => (v && typeof v === 'object' && !Array.isArray
 const asArr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** The endpoints of one Service port, merged over slices, before selection. */
-interface Candidate extends Endpoint { ready: boolean; serving: boolean; terminating: boolean }
+interface Candidate extends Endpoint { ready: boolean; serving: boolean; terminating: boolean; local?: boolean }
 
-function candidates(slices: readonly KObject[], portName: string, protocol: string): Candidate[] {
+function candidates(slices: readonly KObject[], portName: string, protocol: string, nodeName?: string): Candidate[] {
   const byAddr = new Map<string, Candidate>();
   for (const slice of slices) {
     if (slice.addressType !== 'IPv4') continue;
@@ -78,10 +95,15 @@ function candidates(slices: readonly KObject[], portName: string, protocol: stri
       const c = asObj(e.conditions);
       const ready = c.ready !== false;
       const cand: Candidate = { ip, port, ready, serving: c.serving === undefined || c.serving === null ? ready : c.serving !== false, terminating: c.terminating === true };
+      if (nodeName !== undefined && e.nodeName === nodeName) cand.local = true;
       const k = `${ip}:${port}`;
       const prev = byAddr.get(k);
       if (!prev) byAddr.set(k, cand);
-      else byAddr.set(k, { ip, port, ready: prev.ready || cand.ready, serving: prev.serving || cand.serving, terminating: prev.terminating && cand.terminating });
+      else {
+        const merged: Candidate = { ip, port, ready: prev.ready || cand.ready, serving: prev.serving || cand.serving, terminating: prev.terminating && cand.terminating };
+        if (prev.local || cand.local) merged.local = true;
+        byAddr.set(k, merged);
+      }
     }
   }
   return [...byAddr.values()];
@@ -109,8 +131,11 @@ export function skipReason(svc: KObject): string | undefined {
   return undefined;
 }
 
-/** The plans for every TCP/UDP port of a Service, given the slices labelled with its name. */
-export function buildServicePlans(svc: KObject, slices: readonly KObject[]): ServicePortPlan[] {
+/**
+ * The plans for every TCP/UDP port of a Service, given the slices labelled with its name. nodeName
+ * is this node's name (endpoints whose `nodeName` matches are local); without it none is.
+ */
+export function buildServicePlans(svc: KObject, slices: readonly KObject[], nodeName?: string): ServicePortPlan[] {
   if (skipReason(svc)) return [];
   const namespace = svc.metadata?.namespace ?? 'default';
   const name = svc.metadata?.name ?? '';
@@ -127,6 +152,8 @@ export function buildServicePlans(svc: KObject, slices: readonly KObject[]): Ser
     const t = Number(asObj(asObj(spec.sessionAffinityConfig).clientIP).timeoutSeconds);
     affinityTimeoutSeconds = Number.isInteger(t) && t > 0 ? Math.min(t, 86400) : 10800;
   }
+  const internalLocal = spec.internalTrafficPolicy === 'Local';
+  const externalPolicyLocal = spec.externalTrafficPolicy === 'Local';
   const plans: ServicePortPlan[] = [];
   for (const p of asArr(spec.ports).map(asObj)) {
     const protocol = String(p.protocol ?? 'TCP').toLowerCase();
@@ -136,16 +163,21 @@ export function buildServicePlans(svc: KObject, slices: readonly KObject[]): Ser
     const portName = typeof p.name === 'string' ? p.name : '';
     const np = Number(p.nodePort);
     const nodePort = (type === 'NodePort' || type === 'LoadBalancer') && Number.isInteger(np) && np > 0 && np < 65536 ? np : undefined;
+    const cands = candidates(slices, portName, protocol, nodeName);
     const plan: ServicePortPlan = {
       key: `${namespace}/${name}/${protocol}/${portName}`,
       serviceKey: `${namespace}/${name}`,
       namespace, name, portName, protocol, port, clusterIP,
       clusterIPs: [clusterIP],
       externalIPs,
-      endpoints: selectEndpoints(candidates(slices, portName, protocol)),
+      endpoints: selectEndpoints(cands),
     };
     if (nodePort !== undefined) plan.nodePort = nodePort;
     if (affinityTimeoutSeconds !== undefined) plan.affinityTimeoutSeconds = affinityTimeoutSeconds;
+    const externalLocal = externalPolicyLocal && (nodePort !== undefined || externalIPs.length > 0);
+    if (internalLocal) plan.internalLocal = true;
+    if (externalLocal) plan.externalLocal = true;
+    if (internalLocal || externalLocal) plan.localEndpoints = selectEndpoints(cands.filter((c) => c.local));
     plans.push(plan);
   }
   return plans;

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { get as httpGet } from 'node:http';
 import type { KObject } from '../api/types.js';
 import { RestClient } from '../client/index.js';
 import { FakeApiServer } from '../client/testing/fake-apiserver.js';
@@ -50,13 +52,32 @@ function service(name: string, spec: Record<string, unknown> = {}, labels?: Reco
   };
 }
 
-function slice(name: string, svc: string, ips: string[]): KObject {
+function slice(name: string, svc: string, ips: string[], nodeOf: Record<string, string> = {}): KObject {
   return {
     apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
     metadata: { namespace: 'ns', name, labels: { 'kubernetes.io/service-name': svc } },
     addressType: 'IPv4', ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
+    endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true }, ...(nodeOf[ip] ? { nodeName: nodeOf[ip] } : {}) })),
   };
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)); });
+  });
+}
+
+function httpStatus(port: number): Promise<{ status: number; body: any; weight: unknown }> {
+  return new Promise((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port, path: '/healthz', agent: false }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => { text += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text), weight: res.headers['x-load-balancing-endpoint-weight'] }));
+    }).on('error', reject);
+  });
 }
 
 async function harness(t: { after(fn: () => Promise<void> | void): void }, runner = fakeRunner(), extra: Partial<ServiceProxyOptions> = {}) {
@@ -184,3 +205,39 @@ test('options are checked', () => {
   assert.throws(() => new ServiceProxy({ ...base, tableName: 'bad-name' }), /tableName/);
   assert.throws(() => new ServiceProxy({ ...base, clusterCIDR: '10.42.0.0' }), /clusterCIDR/);
 });
+
+test('traffic policies use this node\'s endpoints; the health check port reports them', async (t) => {
+  const hc = await freePort();
+  const h = await harness(t, fakeRunner(), { healthCheckBindAddress: '127.0.0.1' });
+  h.server.put(SERVICES, service('lb', { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: hc, ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }] }));
+  h.server.put(SERVICES, service('internal', { clusterIP: '10.43.0.7', internalTrafficPolicy: 'Local' }));
+  h.server.put(ENDPOINT_SLICES, slice('lb-1', 'lb', ['10.42.0.2', '10.42.1.2'], { '10.42.0.2': 'n1', '10.42.1.2': 'n2' }));
+  h.server.put(ENDPOINT_SLICES, slice('internal-1', 'internal', ['10.42.1.3'], { '10.42.1.3': 'n2' }));
+  void h.start();
+  await until(() => h.proxy.stats.fullSyncs === 1, 'full sync');
+  const full = h.runner.scripts()[0];
+  assert.match(full, /add rule ip t1 svl-ns\/lb\/tcp\/http goto ep-ns\/lb\/tcp\/http\/10\.42\.0\.2\/8080/, 'n1 is this node');
+  assert.doesNotMatch(full, /svl-ns\/lb\/tcp\/http [^\n]*10\.42\.1\.2/);
+  assert.match(full, /add element ip t1 no-local-endpoint-services \{ 10\.43\.0\.7 \. tcp \. 80 \}/, 'internal has no endpoint on n1');
+  assert.deepEqual(h.proxy.healthCheckPorts(), [hc]);
+  let r = await pollStatus(hc, 200);
+  assert.deepEqual(r.body, { service: { namespace: 'ns', name: 'lb' }, localEndpoints: 1, serviceProxyHealthy: true });
+  assert.equal(r.weight, '1');
+  // the local endpoint moves away: 503
+  const stored = h.server.put(ENDPOINT_SLICES, slice('lb-1', 'lb', ['10.42.1.2'], { '10.42.1.2': 'n2' }));
+  await until(() => h.proxy.programmedResourceVersion('endpointslices', 'ns', 'lb-1') === stored.metadata?.resourceVersion, 'slice programmed');
+  assert.match(h.runner.scripts().at(-1)!, /add element ip t1 no-local-endpoint-nodeports \{ tcp \. 30080 \}/);
+  r = await httpStatus(hc);
+  assert.deepEqual([r.status, r.body.localEndpoints], [503, 0]);
+  // back to Cluster: the health check goes away
+  h.server.put(SERVICES, service('lb', { type: 'LoadBalancer', externalTrafficPolicy: 'Cluster', ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }] }));
+  await until(() => h.proxy.healthCheckPorts().length === 0, 'health check closed');
+});
+
+async function pollStatus(port: number, want: number): Promise<{ status: number; body: any; weight: unknown }> {
+  const end = Date.now() + 5000;
+  for (;;) {
+    try { const r = await httpStatus(port); if (r.status === want || Date.now() > end) return r; } catch (e) { if (Date.now() > end) throw e; }
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}

@@ -22,8 +22,13 @@
 // the next one. Stopping run() leaves the rules in place (traffic keeps flowing across a restart,
 // and the first full sync of the next run replaces them); ServiceProxy.cleanup removes everything.
 //
-// Limits: externalTrafficPolicy/internalTrafficPolicy Local are treated as Cluster; no IPv6; no
-// SCTP; stale UDP conntrack entries are not flushed when an endpoint goes away (there is no
+// Traffic policies (service-model.ts, the backends): endpoints whose EndpointSlice nodeName is this
+// node's name are local; internalTrafficPolicy Local and externalTrafficPolicy Local send traffic only
+// to them (dropped when there is none), external traffic under Local keeps its source address. For
+// LoadBalancer Services with externalTrafficPolicy Local the proxy also serves kube-proxy's health
+// check on spec.healthCheckNodePort (health-check.ts): 200 with the local endpoint count, or 503.
+//
+// Limits: no IPv6; no SCTP; no topology-aware routing (trafficDistribution, hints); stale UDP conntrack entries are not flushed when an endpoint goes away (there is no
 // conntrack tool on these hosts), so a UDP flow to a removed endpoint lasts until its conntrack
 // entry times out.
 import type { KObject } from '../api/types.js';
@@ -34,6 +39,7 @@ import { runCommand, type Runner } from './exec.js';
 import { IptablesBackend } from './iptables-backend.js';
 import { NftBackend } from './nft-backend.js';
 import { DEFAULT_STATE_DIR, RouteLocalnet } from './route-localnet.js';
+import { HealthCheckServers, type HealthCheckTarget } from './health-check.js';
 import {
   Claims, SERVICE_NAME_LABEL, buildServicePlans, compareServices, fingerprint, isIPv4CIDR, skipReason, type ServicePortPlan,
 } from './service-model.js';
@@ -71,6 +77,11 @@ export interface ServiceProxyOptions {
   onSync?: (r: SyncReport) => void;
   /** how commands run (tests and benches may wrap it) */
   run?: Runner;
+  /**
+   * where the health checks of externalTrafficPolicy Local LoadBalancers listen (on each one's
+   * healthCheckNodePort); default '0.0.0.0' (all addresses, as kube-proxy); null: serve none
+   */
+  healthCheckBindAddress?: string | null;
 }
 
 export interface SyncReport {
@@ -109,6 +120,9 @@ export class ServiceProxy {
   private programmed = new Map<string, { service?: string; slices: Map<string, string> }>();
   private wake?: () => void;
   private running = false;
+  /** service key → its health check, as of the last successful sync */
+  private hcTargets = new Map<string, HealthCheckTarget>();
+  private health?: HealthCheckServers;
   /** counters, for tests and benches */
   readonly stats = { fullSyncs: 0, deltaSyncs: 0, failures: 0 };
 
@@ -159,6 +173,9 @@ export class ServiceProxy {
     return undefined;
   }
 
+  /** The health check node ports served now (bound or being bound). */
+  healthCheckPorts(): number[] { return this.health?.ports() ?? []; }
+
   /** Asks for a full sync as soon as possible. */
   requestFullSync(): void { this.needFull = true; this.wake?.(); }
 
@@ -176,6 +193,8 @@ export class ServiceProxy {
     signal.addEventListener('abort', stop, { once: true });
     if (signal.aborted) inner.abort();
     const informers = [this.services.run(inner.signal), this.slices.run(inner.signal)];
+    const hcBind = this.o.healthCheckBindAddress === undefined ? '0.0.0.0' : this.o.healthCheckBindAddress;
+    if (hcBind !== null) this.health = new HealthCheckServers(hcBind, this.log);
     try {
       this.backend = await this.pickBackend();
       this.log(`using ${this.backend.name} (table ${this.tableName}) on node ${this.nodeName} [${this.nodeIPs.join(', ')}]`);
@@ -185,6 +204,9 @@ export class ServiceProxy {
       signal.removeEventListener('abort', stop);
       inner.abort();
       await Promise.allSettled(informers);
+      this.health?.close();
+      this.health = undefined;
+      this.hcTargets.clear();
       this.running = false;
     }
   }
@@ -232,6 +254,15 @@ export class ServiceProxy {
 
   private slicesOf(serviceKey: string): KObject[] { return this.slices.indexer.byIndex('byService', serviceKey); }
 
+  private plansOf(svc: KObject, key: string): ServicePortPlan[] { return buildServicePlans(svc, this.slicesOf(key), this.nodeName); }
+
+  /** Sets (or clears) the health check of one Service from its programmed plans. */
+  private setHealthTarget(key: string, svc: KObject | undefined, plans: Iterable<ServicePortPlan>): void {
+    const t = healthCheckTarget(svc, plans);
+    if (t) this.hcTargets.set(key, t);
+    else this.hcTargets.delete(key);
+  }
+
   private proxied(svc: KObject | undefined): svc is KObject {
     return !!svc && !svc.metadata?.labels?.[SERVICE_PROXY_NAME_LABEL] && !skipReason(svc);
   }
@@ -257,7 +288,7 @@ export class ServiceProxy {
     for (const svc of svcs) {
       const key = keyOf(svc);
       const plans = new Map<string, ServicePortPlan>();
-      for (const p of buildServicePlans(svc, this.slicesOf(key))) {
+      for (const p of this.plansOf(svc, key)) {
         const c = this.claims.claim(p, this.log);
         plans.set(c.key, c);
         all.push(c);
@@ -275,6 +306,9 @@ export class ServiceProxy {
     this.applied = applied;
     this.programmed = programmed;
     this.needFull = false;
+    this.hcTargets.clear();
+    for (const svc of svcs) { const key = keyOf(svc); this.setHealthTarget(key, svc, applied.get(key)!.values()); }
+    this.health?.sync(this.hcTargets.values());
     const took = performance.now() - t0;
     this.nextFullAt = Date.now() + (this.o.syncPeriodMs ?? Math.max(30_000, 20 * took));
     this.stats.fullSyncs++;
@@ -293,7 +327,7 @@ export class ServiceProxy {
       for (const k of old.keys()) this.claims.release(k);
       const svc = this.services.indexer.getByKey(key);
       const plans = new Map<string, ServicePortPlan>();
-      if (this.proxied(svc)) for (const p of buildServicePlans(svc, this.slicesOf(key))) { const c = this.claims.claim(p, this.log); plans.set(c.key, c); }
+      if (this.proxied(svc)) for (const p of this.plansOf(svc, key)) { const c = this.claims.claim(p, this.log); plans.set(c.key, c); }
       for (const k of new Set([...old.keys(), ...plans.keys()])) {
         const a = old.get(k);
         const b = plans.get(k);
@@ -312,10 +346,13 @@ export class ServiceProxy {
     for (const [k, plans] of next) {
       if (plans.size) this.applied.set(k, plans);
       else this.applied.delete(k);
+      const svc = this.services.indexer.getByKey(k);
+      this.setHealthTarget(k, this.proxied(svc) ? svc : undefined, plans.values());
       const v = versions.get(k)!;
       if (v.service || v.slices.size) this.programmed.set(k, v);
       else this.programmed.delete(k);
     }
+    this.health?.sync(this.hcTargets.values());
     this.stats.deltaSyncs++;
     this.report({ kind: 'delta', durationMs: performance.now() - t0, servicePorts: this.countPorts(), changed: changes.length });
   }
@@ -342,4 +379,17 @@ export class ServiceProxy {
     }
     if (errors.length) throw new AggregateError(errors, `service proxy cleanup of ${tableName}: ${errors.map((e) => (e as Error).message).join('; ')}`);
   }
+}
+
+/**
+ * The health check a LoadBalancer Service with externalTrafficPolicy Local gets on this node: its
+ * healthCheckNodePort, and how many distinct local endpoint addresses its ports have.
+ */
+export function healthCheckTarget(svc: KObject | undefined, plans: Iterable<ServicePortPlan>): HealthCheckTarget | undefined {
+  const spec = (svc?.spec ?? {}) as { type?: string; externalTrafficPolicy?: string; healthCheckNodePort?: number };
+  const port = Number(spec.healthCheckNodePort);
+  if (spec.type !== 'LoadBalancer' || spec.externalTrafficPolicy !== 'Local' || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  const ips = new Set<string>();
+  for (const p of plans) for (const e of p.localEndpoints ?? []) ips.add(e.ip);
+  return { port, namespace: svc?.metadata?.namespace ?? 'default', name: svc?.metadata?.name ?? '', localEndpoints: ips.size };
 }

@@ -17,6 +17,7 @@ import type { PodInfo } from './node-info.js';
 import { SchedulingQueue, type QueuedPodInfo } from './queue.js';
 import { buildFramework, type ScoringProfile } from './registry.js';
 import { FitError, ScheduleAlgorithm } from './schedule-algorithm.js';
+import { recordAttempt, trackPendingPods } from './metrics.js'; // prometheus
 
 type Pod = V1Pod & KObject;
 type Node = V1Node & KObject;
@@ -166,6 +167,8 @@ export class Scheduler {
     try {
       if (!(await waitForCacheSync(signal, this.nodeInformer, this.nsInformer, this.podInformer))) return;
       this.queue.start();
+      const untrack = trackPendingPods(this.queue); // prometheus
+      signal.addEventListener('abort', untrack, { once: true }); // prometheus
       signal.addEventListener('abort', () => this.queue.close(), { once: true });
       let sliceStart = performance.now();
       for (;;) {
@@ -209,12 +212,13 @@ export class Scheduler {
       nodeName = this.algorithm.schedule(pod, this.cache).nodeName;
     } catch (e) {
       this.pushSample(this.metrics.algorithmMs, performance.now() - t0);
+      recordAttempt(this.schedulerName, e instanceof FitError || (e as Error)?.message === 'no nodes available to schedule pods' ? 'unschedulable' : 'error', t0); // prometheus
       this.handleFailure(q, cycle, e);
       return;
     }
     this.pushSample(this.metrics.algorithmMs, performance.now() - t0);
     this.cache.assumePod(pod, nodeName);
-    const p = this.bind(q, pod, nodeName, cycle);
+    const p = this.bind(q, pod, nodeName, cycle, t0);
     this.inflight.add(p);
     void p.finally(() => {
       this.inflight.delete(p);
@@ -222,7 +226,7 @@ export class Scheduler {
     });
   }
 
-  private async bind(q: QueuedPodInfo, pod: PodInfo, nodeName: string, cycle: number): Promise<void> {
+  private async bind(q: QueuedPodInfo, pod: PodInfo, nodeName: string, cycle: number, t0 = performance.now()): Promise<void> {
     const m = pod.pod.metadata!;
     try {
       await this.client.createSubresource(podsResource, m.namespace, m.name!, 'binding', {
@@ -231,6 +235,7 @@ export class Scheduler {
         target: { apiVersion: 'v1', kind: 'Node', name: nodeName },
       });
     } catch (e) {
+      recordAttempt(this.schedulerName, 'error', t0); // prometheus
       this.metrics.bindErrors++;
       this.cache.forgetPod(pod.key);
       if (isStatusError(e, 'NotFound')) { this.queue.done(pod.key); return; }
@@ -241,6 +246,7 @@ export class Scheduler {
       return;
     }
     this.metrics.scheduled++;
+    recordAttempt(this.schedulerName, 'scheduled', t0); // prometheus
     this.pushSample(this.metrics.e2eLatencyMs, this.clock.now() - q.initialTimestamp);
     if (this.opts.recordScheduledEvents !== false) {
       this.recorder.event(this.podRef(pod.pod), 'Normal', 'Scheduled', `Successfully assigned ${m.namespace}/${m.name} to ${nodeName}`);

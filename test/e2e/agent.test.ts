@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -61,10 +61,18 @@ before(async () => {
 
 after(async () => {
   if (!canRun) return;
-  try { await agent?.cleanup(); } finally { await c?.stop(); }
+  let mountsLeft: string[] = [];
+  let nsLeft: string[] = [];
+  try {
+    await agent?.cleanup();
+    mountsLeft = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(c.dir));
+    nsLeft = existsSync(join(agentCfg.runRoot!, 'pods')) ? readdirSync(join(agentCfg.runRoot!, 'pods')) : [];
+  } finally { await c?.stop(); }
   assert.deepEqual(agent.agent.runtime.list(), [], 'no containers left');
   assert.ok(!existsSync(`/sys/fs/cgroup/memory${agentCfg.cgroupParent}`), 'pod cgroups removed');
   assert.ok(!execFileSync('ip', ['link', 'show']).toString().includes(`kybe${suffix}`), 'bridge removed');
+  assert.deepEqual(mountsLeft, [], 'no mount left (rootfs, namespace files)');
+  assert.deepEqual(nsLeft, [], 'no pod namespace files left');
 });
 
 test('the node registers and becomes Ready', { skip: !canRun && 'needs root, runc, conmon, CNI plugins, busybox' }, async () => {
@@ -166,6 +174,38 @@ test('init containers, env and volumes from a ConfigMap, emptyDir, downward API,
   const out = await run('cat /work/state; echo "$GREETING|$POD|$CFG_color"; cat /etc/cfg/color; echo; id -u; cat /etc/info/labels; echo; grep nameserver /etc/resolv.conf');
   assert.match(out, /^prepared\nhi there\|wired\|blue\nblue\n65534\n/);
   assert.match(out, /nameserver 10\.43\.0\.10/);
+});
+
+test('containers of a pod share its IPC and UTS namespaces (hostname set once); hostIPC uses the host\'s', { skip: !canRun && 'needs root' }, async () => {
+  // POSIX message queues live in the IPC namespace (each container mounts its own mqueue view of it)
+  await applyPod('shared', {
+    hostname: 'shared-host',
+    containers: [
+      { name: 'a', image: IMAGE, command: ['/bin/sh', '-c', ': > /dev/mqueue/from-a; sleep 3600'] },
+      { name: 'b', image: IMAGE, command: ['/bin/sleep', '3600'] },
+    ],
+  });
+  await applyPod('hostipc', { hostIPC: true, containers: [{ name: 'main', image: IMAGE, command: ['/bin/sleep', '3600'] }] });
+  await c.kubectl(['wait', '--for=condition=Ready', 'pod/shared', 'pod/hostipc', '--timeout=60s']);
+  const probe = async (pod: string, ctr: string) => (await c.kubectl(['exec', pod, '-c', ctr, '--', '/bin/sh', '-c', 'readlink /proc/self/ns/ipc; readlink /proc/self/ns/uts; hostname; ls /dev/mqueue'])).stdout.split('\n');
+  const [ipcA, utsA, hostA] = await probe('shared', 'a');
+  const [ipcB, utsB, hostB, ...queues] = await probe('shared', 'b');
+  assert.match(ipcA!, /^ipc:\[\d+\]$/);
+  assert.equal(ipcB, ipcA, 'one IPC namespace for both containers');
+  assert.equal(utsB, utsA, 'one UTS namespace for both containers');
+  assert.deepEqual([hostA, hostB], ['shared-host', 'shared-host']);
+  assert.ok(queues.includes('from-a'), `b sees a's message queue: ${queues.join(' ')}`);
+  assert.notEqual(ipcA, readlinkSync('/proc/self/ns/ipc'), 'not the host\'s IPC namespace');
+  assert.notEqual(utsA, readlinkSync('/proc/self/ns/uts'));
+  const [ipcH] = await probe('hostipc', 'main');
+  assert.equal(ipcH, readlinkSync('/proc/self/ns/ipc'), 'hostIPC: the host\'s IPC namespace');
+  // the namespace files go with the pod
+  const uid = (await podJson('shared')).metadata.uid as string;
+  const nsDir = join(agentCfg.runRoot!, 'pods', uid);
+  assert.ok(existsSync(join(nsDir, 'ipc')) && existsSync(join(nsDir, 'uts')));
+  await c.kubectl(['delete', 'pod', 'shared', 'hostipc', '--wait=true', '--timeout=30s']);
+  await poll('namespace files removed', async () => !existsSync(nsDir) && !existsSync(`/run/netns/kyb-${uid}`));
+  assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(nsDir), 'nothing of the pod stays mounted');
 });
 
 test('postStart and preStop hooks run; deletion is graceful', { skip: !canRun && 'needs root' }, async () => {

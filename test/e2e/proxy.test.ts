@@ -4,13 +4,16 @@
 // Services + EndpointSlices written through the API. The host then reaches them by ClusterIP,
 // NodePort (127.0.0.1 and the bridge address), LoadBalancer ingress IP, and a pod reaches itself
 // through its Service (hairpin), and UDP. Also: serving-terminating fallback, rejection without endpoints,
-// ClientIP affinity (across a full resync), endpoint removal, and a cleanup that leaves no table,
-// chain, hook or sysctl change behind.
+// ClientIP affinity (across a full resync), endpoint removal, traffic policies Local (endpoints with
+// this proxy's node name only; an "outside" client in a fourth namespace, off the pod network, keeps
+// its source address under externalTrafficPolicy Local; the health check node port), and a cleanup
+// that leaves no table, chain, hook or sysctl change behind.
 //
 // Needs root, ip, nft and/or iptables, busybox-static. Everything stays on this host: Service
 // addresses are in a random 10.43.<100-249>.0/24 routed to our bridge (so nothing can leave
 // through the default route if a rule missed), the LoadBalancer address is an unused one in the
-// bridge subnet. All names carry a random suffix; everything is removed in `after`, even on failure.
+// bridge subnet. The pods' network is the lower half (/25) of a random 10.<200-250>.x.0/24; the
+// outside client sits on a veth of its own at .130/30 of the same /24, routed through the host. All names carry a random suffix; everything is removed in `after`, even on failure.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -37,12 +40,14 @@ const suffix = randomBytes(3).toString('hex');
 const o2 = 200 + randomInt(51);
 const o3 = randomInt(256);
 const net = `10.${o2}.${o3}`;
-const CIDR = `${net}.0/24`;
+const CIDR = `${net}.0/25`;
 const GW = `${net}.1`;
 const LB_IP = `${net}.200`;
 const BRIDGE = `kybp${suffix}`;
 const pods = ['a', 'b', 'c'].map((n, i) => ({ name: `pod-${n}`, ns: `kybp-${suffix}-${n}`, veth: `kp${suffix}${n}`, ip: `${net}.${i + 2}` }));
 const [A, B, C] = pods;
+/** a client off the pod network, behind the host (its own veth pair, not the bridge) */
+const X = { ns: `kybp-${suffix}-x`, veth: `kp${suffix}x`, hostIP: `${net}.129`, ip: `${net}.130` };
 let svcNet = ''; // 10.43.R, chosen in before()
 const SERVICES = { group: '', version: 'v1', plural: 'services' };
 const SLICES = { group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices' };
@@ -82,6 +87,20 @@ function fetchBody(host: string, port: number, timeoutMs = 2000): Promise<string
   });
 }
 
+/** One HTTP GET: status and body. */
+function fetchStatus(host: string, port: number, timeoutMs = 2000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet({ host, port, path: '/healthz', agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
 /** n sequential GETs; counts per body. */
 async function spread(host: string, port: number, n: number): Promise<Map<string, number>> {
   const m = new Map<string, number>();
@@ -107,6 +126,15 @@ function podGet(from: typeof A, host: string, port: number): string {
   return i < 0 ? '' : out.slice(i + 4).trim();
 }
 
+/** An HTTP GET from the outside client's namespace: the body, or throws when nothing answers. */
+function outsideGet(host: string, port: number, path = '/', waitSeconds = 3): string {
+  const out = execFileSync('ip', ['netns', 'exec', X.ns, '/bin/busybox', 'nc', '-w', String(waitSeconds), host, String(port)], { input: `GET ${path} HTTP/1.0\r\n\r\n`, timeout: 10_000, stdio: ['pipe', 'pipe', 'ignore'] }).toString();
+  // busybox httpd passes a CGI script's header block through as written (\n line ends)
+  const m = /\r?\n\r?\n/.exec(out);
+  if (!out.startsWith('HTTP/') || !m) throw new Error(`no HTTP answer from ${host}:${port}`);
+  return out.slice(m.index + m[0].length).trim();
+}
+
 /** One UDP datagram to host:port on a connected socket; the reply, or the error code (ECONNREFUSED: ICMP port unreachable). */
 function udpAsk(host: string, port: number, timeoutMs = 2000): Promise<string> {
   return new Promise((resolve) => {
@@ -119,7 +147,7 @@ function udpAsk(host: string, port: number, timeoutMs = 2000): Promise<string> {
   });
 }
 
-interface Ep { pod: typeof A; ready?: boolean; serving?: boolean; terminating?: boolean }
+interface Ep { pod: typeof A; ready?: boolean; serving?: boolean; terminating?: boolean; node?: string }
 
 function sliceBody(ns: string, name: string, service: string, eps: Ep[], rv?: string): KObject {
   return {
@@ -128,7 +156,7 @@ function sliceBody(ns: string, name: string, service: string, eps: Ep[], rv?: st
     addressType: 'IPv4',
     ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
     endpoints: eps.map((e) => ({
-      addresses: [e.pod.ip], targetRef: { kind: 'Pod', name: e.pod.name, namespace: ns },
+      addresses: [e.pod.ip], targetRef: { kind: 'Pod', name: e.pod.name, namespace: ns }, ...(e.node ? { nodeName: e.node } : {}),
       conditions: { ready: e.ready ?? true, ...(e.serving !== undefined ? { serving: e.serving } : {}), ...(e.terminating !== undefined ? { terminating: e.terminating } : {}) },
     })),
   };
@@ -138,7 +166,7 @@ before(async () => {
   if (!canRun || (!haveNft && !haveIpt)) return;
   // pods: a bridge, three namespaces with a veth each, httpd in each
   sh('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
-  sh('ip', ['addr', 'add', `${GW}/24`, 'dev', BRIDGE]);
+  sh('ip', ['addr', 'add', `${GW}/25`, 'dev', BRIDGE]);
   sh('ip', ['link', 'set', BRIDGE, 'up']);
   wwwDir = mkdtempSync(join(tmpdir(), 'kyb-proxy-e2e-'));
   for (const p of pods) {
@@ -146,15 +174,27 @@ before(async () => {
     sh('ip', ['link', 'add', p.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p.ns]);
     sh('ip', ['link', 'set', p.veth, 'master', BRIDGE, 'up']);
     sh('ip', ['link', 'set', p.veth, 'type', 'bridge_slave', 'hairpin', 'on']); // a pod reaching itself through a Service
-    sh('ip', ['-n', p.ns, 'addr', 'add', `${p.ip}/24`, 'dev', 'eth0']);
+    sh('ip', ['-n', p.ns, 'addr', 'add', `${p.ip}/25`, 'dev', 'eth0']);
     sh('ip', ['-n', p.ns, 'link', 'set', 'eth0', 'up']);
     sh('ip', ['-n', p.ns, 'link', 'set', 'lo', 'up']);
     sh('ip', ['-n', p.ns, 'route', 'add', 'default', 'via', GW]);
     const dir = join(wwwDir, p.name);
     mkdirSync(dir);
     writeFileSync(join(dir, 'index.html'), `${p.name}\n`);
+    // /cgi-bin/ip answers with the client address the pod sees (busybox httpd's REMOTE_ADDR, which
+    // it writes as [::ffff:a.b.c.d] on its dual-stack socket)
+    mkdirSync(join(dir, 'cgi-bin'));
+    writeFileSync(join(dir, 'cgi-bin', 'ip'), '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "$REMOTE_ADDR" | sed -e "s/^\\[::ffff://" -e "s/]$//"\n', { mode: 0o755 });
     servers.push(spawn('ip', ['netns', 'exec', p.ns, '/bin/busybox', 'httpd', '-f', '-p', '8080', '-h', dir], { stdio: 'ignore' }));
   }
+  // the outside client: its own namespace and veth pair, routed through the host
+  sh('ip', ['netns', 'add', X.ns]);
+  sh('ip', ['link', 'add', X.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', X.ns]);
+  sh('ip', ['addr', 'add', `${X.hostIP}/30`, 'dev', X.veth]);
+  sh('ip', ['link', 'set', X.veth, 'up']);
+  sh('ip', ['-n', X.ns, 'addr', 'add', `${X.ip}/30`, 'dev', 'eth0']);
+  sh('ip', ['-n', X.ns, 'link', 'set', 'eth0', 'up']);
+  sh('ip', ['-n', X.ns, 'route', 'add', 'default', 'via', X.hostIP]);
   // a UDP responder in pod C (for the UDP Service test)
   const udpScript = "const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send('pod-c-udp',r.port,r.address));s.bind(5353,()=>process.stdout.write('ready\\n'))";
   const udp = spawn('ip', ['netns', 'exec', C.ns, process.execPath, '-e', udpScript], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -178,6 +218,7 @@ after(async () => {
   if (!canRun || (!haveNft && !haveIpt)) return;
   for (const s of servers) s.kill('SIGKILL');
   for (const p of pods) shQuiet('ip', ['netns', 'del', p.ns]);
+  shQuiet('ip', ['netns', 'del', X.ns]); // takes the veth pair with it
   if (routeAdded) shQuiet('ip', ['route', 'del', `${svcNet}.0/24`, 'dev', BRIDGE]);
   shQuiet('ip', ['link', 'del', BRIDGE]);
   if (wwwDir) rmSync(wwwDir, { recursive: true, force: true });
@@ -185,7 +226,8 @@ after(async () => {
   await cluster?.stop();
   assert.ok(!sh('ip', ['link', 'show']).includes(BRIDGE), 'bridge removed');
   const netns = sh('ip', ['netns', 'list']);
-  for (const p of pods) assert.ok(!netns.includes(p.ns), `netns ${p.ns} removed`);
+  for (const p of [...pods, X]) assert.ok(!netns.includes(p.ns), `netns ${p.ns} removed`);
+  assert.ok(!sh('ip', ['link', 'show']).includes(X.veth), 'outside veth removed');
 });
 
 for (const backend of ['nftables', 'iptables'] as const) {
@@ -343,6 +385,49 @@ for (const backend of ['nftables', 'iptables'] as const) {
       await poll('solo unprogrammed', () => proxy.programmedResourceVersion('services', ns, 'solo') === undefined);
       const r = await tryConnect(ip(11), 80, 1000);
       assert.notEqual(r.outcome, 'connected');
+    });
+
+    test('traffic policies Local: endpoints on another node are not used; Cluster uses them', async () => {
+      const me = `proxy-e2e-${suffix}`; // the proxy's node name
+      const eps: Ep[] = [{ pod: A, node: me }, { pod: B, node: 'another-node' }];
+      const keys = async (host: string, port: number, n: number): Promise<string[]> => [...(await spread(host, port, n)).keys()].sort();
+      // internalTrafficPolicy: Local only to A, Cluster to both
+      await createService('itp-local', { clusterIP: ip(20), internalTrafficPolicy: 'Local' });
+      await setSlice('itp-local', eps);
+      await createService('itp-cluster', { clusterIP: ip(21), internalTrafficPolicy: 'Cluster' });
+      await setSlice('itp-cluster', eps);
+      assert.deepEqual(await keys(ip(20), 80, 20), ['pod-a']);
+      assert.deepEqual(await keys(ip(21), 80, 30), ['pod-a', 'pod-b']);
+      // no local endpoint: dropped (no refusal, unlike a Service without any endpoint)
+      await setSlice('itp-local', [{ pod: B, node: 'another-node' }]);
+      const dropped = await tryConnect(ip(20), 80, 1500);
+      assert.ok(dropped.outcome !== 'connected' && dropped.outcome !== 'ECONNREFUSED', `dropped: ${JSON.stringify(dropped)}`);
+
+      // externalTrafficPolicy Local on a LoadBalancer (node port + ingress IP), seen from the outside client
+      const lb = await createService('etp-local', {
+        type: 'LoadBalancer', loadBalancerClass: 'example.com/proxy-e2e', clusterIP: ip(22), externalTrafficPolicy: 'Local', healthCheckNodePort: nodePort(6),
+        ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: nodePort(5) }],
+      });
+      assert.equal((lb.spec as { healthCheckNodePort?: number }).healthCheckNodePort, nodePort(6));
+      await setSlice('etp-local', eps);
+      const outside = (path: string, n: number): string[] => [...new Set(Array.from({ length: n }, () => outsideGet(GW, nodePort(5), path)))].sort();
+      assert.deepEqual(outside('/', 12), ['pod-a'], 'only the local endpoint');
+      assert.deepEqual(outside('/cgi-bin/ip', 3), [X.ip], 'the client address is kept');
+      // the same client through a Cluster-policy node port is masqueraded and spread
+      assert.deepEqual([...new Set(Array.from({ length: 6 }, () => outsideGet(GW, nodePort(1), '/cgi-bin/ip')))], [GW]);
+      // ClusterIP traffic and this host's own connections (short-circuit) still use every endpoint
+      assert.deepEqual(await keys(ip(22), 80, 30), ['pod-a', 'pod-b']);
+      assert.deepEqual(await keys('127.0.0.1', nodePort(5), 30), ['pod-a', 'pod-b']);
+      // the health check: 200 with one local endpoint
+      const hc = await poll('health check', async () => { const r = await fetchStatus(GW, nodePort(6)); return r.status === 200 ? r : undefined; });
+      assert.equal(JSON.parse(hc.body).localEndpoints, 1);
+      // without a local endpoint: external traffic is dropped, the health check says 503, this host still gets through
+      await setSlice('etp-local', [{ pod: B, node: 'another-node' }]);
+      assert.throws(() => outsideGet(GW, nodePort(5), '/', 1), /no HTTP answer|Command failed/);
+      assert.equal((await fetchStatus(GW, nodePort(6))).status, 503);
+      assert.deepEqual(await keys('127.0.0.1', nodePort(5), 5), ['pod-b']);
+      await client.delete(SERVICES, ns, 'etp-local');
+      await poll('health check closed', () => !proxy.healthCheckPorts().includes(nodePort(6)));
     });
 
     test('deltas were used, and no write failed', () => {

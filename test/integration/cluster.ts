@@ -25,7 +25,8 @@ export async function startCluster(extraArgs: string[] = []): Promise<TestCluste
   // no node agent (real containers) unless a test asks for one with '--with-agent'
   const withAgent = extraArgs.includes('--with-agent');
   const args = extraArgs.filter((a) => a !== '--with-agent');
-  const server = await startServer(['--data-dir', dir, '--https-listen-port', '0', '--datastore-endpoint', 'memory://', ...(withAgent ? [] : ['--disable-agent']), ...args]);
+  // the API on loopback only (kyb's default is 0.0.0.0); a test may pass its own --bind-address (the last one wins)
+  const server = await startServer(['--data-dir', dir, '--https-listen-port', '0', '--datastore-endpoint', 'memory://', '--bind-address', '127.0.0.1', ...(withAgent ? [] : ['--disable-agent']), ...args]);
   const env: NodeJS.ProcessEnv = { ...process.env, KUBECONFIG: server.kubeconfigPath, KUBECACHEDIR: join(dir, 'kube-cache'), HOME: dir };
   const kubectl: TestCluster['kubectl'] = (args, opts = {}) => new Promise((resolve, reject) => {
     const child = execFile(KUBECTL, args, { env: { ...env, ...(opts.env ?? {}) }, maxBuffer: 64 * 1024 * 1024, timeout: 60_000 }, (err, stdout, stderr) => {

@@ -18,7 +18,7 @@ interface Kyb { child: ChildProcess; url: string; exited: Promise<NodeJS.Signals
 /** Start `kyb server` from source on `dir`; resolves once /readyz answers ok. */
 async function startKyb(dir: string): Promise<Kyb> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'kyb-entry.ts'), 'server',
-    '--data-dir', dir, '--https-listen-port', '0', '--datastore-endpoint', '', '--disable-agent'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    '--data-dir', dir, '--https-listen-port', '0', '--bind-address', '127.0.0.1', '--datastore-endpoint', '', '--disable-agent'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
   const url = await new Promise<string>((resolve, reject) => {

@@ -115,6 +115,14 @@ test('apply a multi-document file, then re-apply a change', async () => {
   assert.equal(s.stringData, undefined);
 });
 
+test('apply of a kind: List (kubectl validates it against /openapi/v2)', async () => {
+  const f = c.writeFile('list.yaml', 'apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: listed-a}\n  data: {x: "1"}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: listed-b}\n');
+  const out = (await c.kubectl(['apply', '-f', f])).stdout;
+  assert.match(out, /configmap\/listed-a created/);
+  assert.match(out, /configmap\/listed-b created/);
+  await c.kubectl(['delete', '-f', f]);
+});
+
 test('apply --server-side creates and updates', async () => {
   const f = c.writeFile('ssa.yaml', `apiVersion: v1
 kind: ConfigMap

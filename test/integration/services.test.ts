@@ -225,7 +225,7 @@ test('allocations survive a restart of a server on the SQLite store', { timeout:
   let server: RunningServer | undefined;
   t.after(async () => { await server?.stop(); rmSync(dir, { recursive: true, force: true }); });
   // a small range so that the second server has to avoid every value the first one handed out
-  const args = ['--data-dir', dir, '--https-listen-port', '0', '--disable-agent', '--disable', 'controllers', '--disable', 'scheduler',
+  const args = ['--data-dir', dir, '--https-listen-port', '0', '--bind-address', '127.0.0.1', '--disable-agent', '--disable', 'controllers', '--disable', 'scheduler',
     '--service-cidr', '10.99.0.0/28', '--service-node-port-range', '30000-30004'];
   server = await startServer(args);
   const run = (a: string[], allowFail = false) => kubectlAt(server!, dir, a, allowFail);

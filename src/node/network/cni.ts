@@ -1,4 +1,5 @@
-// Pod networking with the standard CNI plugins, exec'd directly as the CNI spec (1.0.0) describes:
+// Pod networking with the standard CNI plugins, exec'd as the CNI spec (1.0.0) describes (forked by
+// the small helper shell of exec.ts runFast(), not by the agent process itself):
 // the network configuration on stdin, CNI_COMMAND / CNI_CONTAINERID / CNI_NETNS / CNI_IFNAME /
 // CNI_ARGS / CNI_PATH in the environment, the result (or an error {code,msg,details}) as JSON on
 // stdout. No libcni, no config files in /etc/cni: the agent owns one network, built here.
@@ -34,7 +35,7 @@
 // and creates them without a lock); calls for one container are serialized.
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { findBinary, run, toolPath } from './exec.js';
+import { findBinary, run, runFast, toolPath } from './exec.js';
 
 export interface PortMapping { hostPort: number; containerPort: number; protocol: 'tcp' | 'udp'; hostIP?: string }
 
@@ -256,7 +257,7 @@ export class CniNetwork {
   private async exec(command: 'ADD' | 'DEL' | 'CHECK', conf: Json, env: { containerId: string; netns: string; ifName: string; args: string }): Promise<CniResult | undefined> {
     const type = String(conf.type);
     const file = this.pluginPath(type);
-    const r = await run(file, [], {
+    const r = await runFast(file, [], {
       input: JSON.stringify(conf),
       timeoutMs: this.timeoutMs,
       env: {

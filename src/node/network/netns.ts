@@ -3,9 +3,11 @@
 // point). Both operations are idempotent so the agent can call them again after a crash or
 // restart: adding an existing namespace returns its path, deleting a missing one succeeds.
 // A leftover /run/netns/NAME file that is no longer a mount (e.g. after a reboot without tmpfs)
-// is replaced.
-import { readFile, unlink } from 'node:fs/promises';
-import { findBinary, run } from './exec.js';
+// is replaced. The pod manager makes a pod's network, IPC and UTS namespaces together with
+// createPodNamespaces() (below); createNetns/deleteNetns stay for single network namespaces.
+import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { findBinary, run, runFast } from './exec.js';
 
 export const netnsDir = '/run/netns';
 
@@ -56,4 +58,83 @@ export async function deleteNetns(name: string): Promise<void> {
   if (r.code === 0) return;
   if (/No such file or directory/i.test(r.stderr) && !(await isMounted(path))) return;
   throw new Error(`ip netns delete ${name} failed: ${(r.stderr || r.stdout).trim() || `exit ${r.code ?? r.signal}`}`);
+}
+
+// ------------------------------------------------------------------------------ pod namespaces
+// A pod's sandbox namespaces, made in ONE process: `unshare --net=<netns file> --ipc=<file>
+// --uts=<file> hostname <name>` (util-linux) creates a network, an IPC and a UTS namespace, binds
+// each to its file (so they outlive the process, as `ip netns add` does for the network one), and
+// sets the pod's hostname in the new UTS namespace once. Every container of the pod then joins them
+// by path (runc `namespaces: [{type, path}]`), which is what upstream's pause container gives a pod:
+// shared SysV IPC / POSIX message queues and one hostname. One unshare costs less than one
+// `ip netns add` here (≈15 ms against ≈23 ms), so the IPC/UTS namespaces come for free.
+// hostIPC pods get no IPC namespace file (their containers use the host's).
+
+export interface PodNamespaces {
+  /** /run/netns/<name> */
+  netns: string;
+  /** bind-mounted IPC namespace file; absent for hostIPC pods */
+  ipc?: string;
+  /** bind-mounted UTS namespace file (the hostname is set in it) */
+  uts: string;
+}
+
+function unshareBinary(): string {
+  const u = findBinary('unshare');
+  if (!u) throw new Error('`unshare` (util-linux) not found in PATH, /usr/sbin or /sbin; install it with: apt-get install -y util-linux');
+  return u;
+}
+
+const validHostname = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/;
+
+/**
+ * Creates (or finds again) a pod's network namespace /run/netns/<netnsName> and, in `dir`, its
+ * UTS namespace file `uts` (hostname set) and, unless hostIPC, its IPC namespace file `ipc`.
+ * Idempotent: when every file is already a bound namespace they are returned as they are; a
+ * half-made set (a crash between the steps) is removed and made again.
+ */
+export async function createPodNamespaces(o: { netnsName: string; dir: string; hostname: string; hostIPC?: boolean }): Promise<PodNamespaces> {
+  const ns: PodNamespaces = { netns: netnsPath(o.netnsName), uts: join(o.dir, 'uts'), ...(o.hostIPC ? {} : { ipc: join(o.dir, 'ipc') }) };
+  if (!validHostname.test(o.hostname)) throw new Error(`invalid pod hostname ${JSON.stringify(o.hostname)}`);
+  const files = [ns.netns, ns.uts, ...(ns.ipc ? [ns.ipc] : [])];
+  const mounted = await mountedSet();
+  if (files.every((f) => mounted.has(f))) return ns;
+  if (files.some((f) => mounted.has(f))) await removePodNamespaces(ns);
+  const hostname = findBinary('hostname');
+  if (!hostname) throw new Error('`hostname` not found in PATH, /usr/sbin or /sbin; install it with: apt-get install -y hostname');
+  await mkdir(netnsDir, { recursive: true });
+  await mkdir(o.dir, { recursive: true, mode: 0o700 });
+  // unshare binds onto existing files
+  for (const f of files) await writeFile(f, '', { flag: 'a' });
+  const args = [`--net=${ns.netns}`, `--uts=${ns.uts}`, ...(ns.ipc ? [`--ipc=${ns.ipc}`] : []), hostname, o.hostname];
+  const r = await runFast(unshareBinary(), args, { timeoutMs: 10_000 });
+  if (r.code !== 0) {
+    await removePodNamespaces(ns).catch(() => undefined);
+    throw new Error(`unshare ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim() || `exit ${r.code ?? r.signal}`}`);
+  }
+  return ns;
+}
+
+/** Unmounts and removes a pod's namespace files (one `umount` for all). Missing ones are fine. */
+export async function removePodNamespaces(ns: { netns?: string; ipc?: string; uts?: string }): Promise<void> {
+  const files = [ns.netns, ns.ipc, ns.uts].filter((f): f is string => !!f);
+  const mounted = await mountedSet();
+  const bound = files.filter((f) => mounted.has(f));
+  if (bound.length) {
+    const umount = findBinary('umount');
+    if (!umount) throw new Error('`umount` not found (apt-get install -y mount)');
+    const r = await runFast(umount, bound, { timeoutMs: 10_000 });
+    if (r.code !== 0) {
+      const still = await mountedSet();
+      const left = bound.filter((f) => still.has(f));
+      if (left.length) throw new Error(`umount ${left.join(' ')} failed: ${r.stderr.trim() || `exit ${r.code ?? r.signal}`}`);
+    }
+  }
+  for (const f of files) await unlink(f).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
+}
+
+/** Mount points (field 5 of /proc/self/mountinfo). */
+async function mountedSet(): Promise<Set<string>> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return new Set(info.split('\n').map((l) => l.split(' ')[4]).filter((x): x is string => !!x));
 }

@@ -3,14 +3,24 @@
 //
 //   sync(pod):  deleting? → terminate (preStop, SIGTERM, grace, SIGKILL, tear down, final DELETE)
 //               terminal phase? → make sure nothing runs, release the network
-//               sandbox (netns + CNI, remembered in <podDir>/sandbox.json) → volumes → /etc files
+//               sandbox (network + IPC + UTS namespaces with the hostname, made in one process,
+//               then CNI ADD; remembered in <podDir>/sandbox.json) ∥ volumes → /etc files
 //               → init containers one by one → containers (create/start, restart with back-off,
 //               replace on spec change) → probes → status (PATCH pods/status only when it changed)
+//
+// Pod start is one critical path, so what does not depend on each other overlaps: the volumes are
+// set up while the namespaces are made; CNI ADD (the slowest step) runs in the background while the
+// containers are created (`runc create` only needs the namespace files) and each container is
+// started (`runc start`) only once the network is in place — so the application never runs without
+// its network, and /etc/hosts gets the pod IP (rewritten in place, the same inode the containers
+// bind) before that. A container whose env asks for status.podIP waits for the ADD before its spec.
+// All containers of a pod join its IPC and UTS namespaces (as upstream's pause container gives
+// them); hostIPC pods use the host's IPC namespace.
 //
 // Container instances are the runtime's (runc + conmon); everything needed to carry on after an agent
 // restart is on disk, so a restarted agent finds running containers and does not restart them.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isIPv4 } from 'node:net';
 import type { Pod, Container, PodStatus, LifecycleHandler } from 'kubernetes-types/core/v1.js';
@@ -18,8 +28,10 @@ import type { KObject } from '../../api/types.js';
 import { isStatusError } from '../../machinery/status.js';
 import type { EventRecorder, RestClient, ResourceRef } from '../../client/index.js';
 import { type ContainerInfo, type ContainerMeta, type Runtime, podCgroupPath, removePodCgroups } from '../runtime/runtime.js';
-import { buildOciSpec, containerArgs, resolveImageUser } from '../runtime/oci-spec.js';
+import { buildOciSpec, containerArgs, podHostname, resolveImageUser } from '../runtime/oci-spec.js';
+import { createPodNamespaces, removePodNamespaces, type PodNamespaces } from '../network/netns.js';
 import { computePodStatus, type ContainerView } from './pod-status.js';
+import { observePodStart } from '../node-metrics.js'; // prometheus
 
 export type PodObj = Pod & KObject & { metadata: NonNullable<Pod['metadata']> };
 const PODS: ResourceRef = { group: '', version: 'v1', plural: 'pods' };
@@ -63,7 +75,11 @@ export interface PodManagerOptions {
   runtime: Runtime;
   images: ImageService;
   network: () => NetworkService | undefined;
-  netns: NetnsService;
+  /**
+   * @deprecated unused: a pod's network, IPC and UTS namespaces are made together in one process
+   * (network/netns.ts createPodNamespaces) and removed with removePodNamespaces.
+   */
+  netns?: NetnsService;
   volumes: VolumeService;
   env: EnvResolver;
   subPath?: SubPathResolver;
@@ -89,7 +105,14 @@ interface PodRecord {
   namespace: string;
   name: string;
   startTime: string;
-  sandbox?: { netns: string; ip: string };
+  /** the pod's namespaces and its address once CNI ADD succeeded (persisted as <podDir>/sandbox.json) */
+  sandbox?: Sandbox;
+  /** the namespaces, made before CNI ADD finished (containers may be created in them, not started) */
+  ns?: PodNamespaces;
+  /** CNI ADD in progress; settles with r.sandbox set, or rejects with everything of the sandbox removed */
+  network?: Promise<void>;
+  /** by container name: a container id whose root filesystem the runtime is making ahead of create */
+  prepared: Map<string, Promise<{ id: string; imageId: string } | undefined>>;
   volumes?: Map<string, { hostPath: string; readOnly: boolean }>;
   volumesRefreshedAt?: number;
   /** per container name: why it is not running now */
@@ -105,9 +128,22 @@ interface PodRecord {
   gone?: boolean;
 }
 
+/** sandbox.json: ip is absent while CNI ADD has not finished; ipc/uts absent for sandboxes of older agents */
+interface Sandbox { netns: string; ip: string; ipc?: string; uts?: string }
+
 function specHash(c: Container): string {
   const relevant = { image: c.image, command: c.command, args: c.args, env: c.env, envFrom: c.envFrom, ports: c.ports, volumeMounts: c.volumeMounts, workingDir: c.workingDir, securityContext: c.securityContext, resources: c.resources, lifecycle: c.lifecycle };
   return createHash('sha256').update(JSON.stringify(relevant)).digest('hex').slice(0, 16);
+}
+
+/** imagePullPolicy with upstream's default (Always for :latest or no tag, else IfNotPresent). */
+function imagePolicy(c: Container): 'Always' | 'IfNotPresent' | 'Never' {
+  return (c.imagePullPolicy ?? (c.image?.endsWith(':latest') || !/:[^/]+$/.test(c.image ?? '') ? 'Always' : 'IfNotPresent')) as 'Always' | 'IfNotPresent' | 'Never';
+}
+
+/** Whether a container's env refers to the pod's IP (it then waits for CNI ADD before it is made). */
+function usesPodIP(c: Container): boolean {
+  return (c.env ?? []).some((e) => /^status\.podIPs?$/.test(e.valueFrom?.fieldRef?.fieldPath ?? ''));
 }
 
 function podKey(p: { metadata?: { namespace?: string; name?: string } }): string { return `${p.metadata?.namespace}/${p.metadata?.name}`; }
@@ -126,9 +162,12 @@ export class PodManager {
       r = {
         uid, namespace: pod.metadata.namespace!, name: pod.metadata.name!, startTime: new Date().toISOString(),
         waiting: new Map(), imageBackoff: new Map(), imageIDs: new Map(), probes: new Map(), ready: new Map(), started: new Map(), killing: new Set(),
+        prepared: new Map(),
       };
-      const sb = join(this.o.podsDir, uid, 'sandbox.json');
-      try { r.sandbox = JSON.parse(readFileSync(sb, 'utf8')) as PodRecord['sandbox']; } catch { /* none yet */ }
+      const sb = this.readSandbox(uid);
+      // without an address the agent stopped during CNI ADD: the namespaces are found again, ADD redone
+      if (sb?.ip) r.sandbox = sb;
+      else if (sb?.uts) r.ns = { netns: sb.netns, uts: sb.uts, ...(sb.ipc ? { ipc: sb.ipc } : {}) };
       this.records.set(uid, r);
     }
     return r;
@@ -199,38 +238,44 @@ export class PodManager {
     const phase = pod.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') { await this.stopAll(pod, r, 0); await this.releaseSandbox(r); return; }
 
-    // sandbox: network namespace + CNI
-    if (!r.sandbox) {
+    // Sandbox and volumes at once: the pod's namespaces (one process), then CNI ADD runs in the
+    // background while the volumes are set up and the first containers are created; a container is
+    // only started once the network is there (startContainer awaits r.network).
+    let volumesP: Promise<Map<string, { hostPath: string; readOnly: boolean }>> | undefined;
+    if (!r.volumes) {
+      r.volumesRefreshedAt = Date.now();
+      volumesP = this.o.volumes.setUp(pod);
+      volumesP.catch(() => undefined); // awaited below
+    }
+    if (!r.sandbox && !r.network) {
       const net = this.o.network();
-      if (!net) { await this.writeStatus(pod, r, new Map(), 'NetworkNotReady'); this.o.enqueue(key, 1000); return; }
-      const netnsName = `kyb-${r.uid}`;
-      const path = await this.o.netns.create(netnsName);
-      const ports = (pod.spec?.containers ?? []).flatMap((c) => (c.ports ?? []).filter((p) => p.hostPort).map((p) => ({
-        hostPort: p.hostPort!, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP').toLowerCase() as 'tcp' | 'udp', ...(p.hostIP ? { hostIP: p.hostIP } : {}),
-      })));
+      if (!net) {
+        await volumesP?.catch(() => undefined);
+        await this.writeStatus(pod, r, new Map(), 'NetworkNotReady'); this.o.enqueue(key, 1000); return;
+      }
+      this.prepareRootfs(pod, r);
       try {
-        const res = await net.setUp({ containerId: r.uid, netns: path, namespace: r.namespace, podName: r.name, podUID: r.uid, portMappings: ports });
-        r.sandbox = { netns: path, ip: res.ip };
+        r.ns = await createPodNamespaces({ netnsName: `kyb-${r.uid}`, dir: this.nsDir(r.uid), hostname: podHostname(pod), hostIPC: pod.spec?.hostIPC === true });
       } catch (e) {
         this.o.recorder.event(pod, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${(e as Error).message}`);
-        await net.tearDown({ containerId: r.uid, netns: path, namespace: r.namespace, podName: r.name, podUID: r.uid }).catch(() => undefined);
-        await this.o.netns.remove(netnsName).catch(() => undefined);
+        await volumesP?.catch(() => undefined);
         throw e;
       }
-      mkdirSync(join(this.o.podsDir, r.uid), { recursive: true });
-      writeFileSync(join(this.o.podsDir, r.uid, 'sandbox.json'), JSON.stringify(r.sandbox));
+      this.writeSandbox(r.uid, { ...r.ns, ip: '' });
+      r.network = this.connect(pod, r, net, r.ns);
+      r.network.catch(() => undefined); // awaited before a container starts and at the end of this sync
     }
     if (r.volumes && this.o.volumes.refresh && Date.now() - (r.volumesRefreshedAt ?? 0) >= 60_000) {
       // ConfigMap/Secret/downward API updates and token renewal reach running containers (as the kubelet's sync)
       r.volumesRefreshedAt = Date.now();
       await this.o.volumes.refresh(pod).catch((e) => this.log(`refresh volumes of ${r.namespace}/${r.name}: ${(e as Error).message}`));
     }
-    if (!r.volumes) {
+    if (volumesP) {
       try {
-        r.volumesRefreshedAt = Date.now();
-        r.volumes = await this.o.volumes.setUp(pod);
+        r.volumes = await volumesP;
       } catch (e) {
         this.o.recorder.event(pod, 'Warning', 'FailedMount', `MountVolume.SetUp failed: ${(e as Error).message}`);
+        await this.awaitNetwork(r);
         await this.writeStatus(pod, r, await this.instances(r.uid));
         this.o.enqueue(key, 2000);
         return;
@@ -276,9 +321,88 @@ export class PodManager {
         await this.restartWithBackoff(pod, r, c, false, cur, inst);
       }
     }
+    await this.dropPrepared(r);
+    await this.awaitNetwork(r); // the status names the pod IP (and a failed ADD is retried)
     const now = await this.instances(r.uid);
     this.gcInstances(r, now);
     await this.writeStatus(pod, r, now);
+  }
+
+  /** <runRoot>/pods/<uid>: the pod's IPC and UTS namespace files (tmpfs, like /run/netns) */
+  private nsDir(uid: string): string { return join(this.o.runtime.runRoot, 'pods', uid); }
+
+  private readSandbox(uid: string): Sandbox | undefined {
+    try { return JSON.parse(readFileSync(join(this.o.podsDir, uid, 'sandbox.json'), 'utf8')) as Sandbox; } catch { return undefined; }
+  }
+
+  private writeSandbox(uid: string, sb: Sandbox): void {
+    mkdirSync(join(this.o.podsDir, uid), { recursive: true });
+    const f = join(this.o.podsDir, uid, 'sandbox.json');
+    writeFileSync(`${f}.tmp`, JSON.stringify(sb));
+    renameSync(`${f}.tmp`, f);
+  }
+
+  /**
+   * CNI ADD for the pod's network namespace. On success the sandbox is complete (r.sandbox, the
+   * /etc/hosts line with the pod IP); on failure the network and the namespaces are removed again
+   * (containers created in them meanwhile are removed by the caller that awaited this).
+   */
+  private async connect(pod: PodObj, r: PodRecord, net: NetworkService, ns: PodNamespaces): Promise<void> {
+    const ports = (pod.spec?.containers ?? []).flatMap((c) => (c.ports ?? []).filter((p) => p.hostPort).map((p) => ({
+      hostPort: p.hostPort!, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP').toLowerCase() as 'tcp' | 'udp', ...(p.hostIP ? { hostIP: p.hostIP } : {}),
+    })));
+    const ref = { containerId: r.uid, netns: ns.netns, namespace: r.namespace, podName: r.name, podUID: r.uid };
+    try {
+      const res = await net.setUp({ ...ref, portMappings: ports });
+      r.sandbox = { ...ns, ip: res.ip };
+      this.writeSandbox(r.uid, r.sandbox);
+      this.writeEtcFiles(pod, r);
+    } catch (e) {
+      this.o.recorder.event(pod, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${(e as Error).message}`);
+      await net.tearDown(ref).catch(() => undefined);
+      await removePodNamespaces(ns).catch((err) => this.log(`remove namespaces of ${r.namespace}/${r.name}: ${(err as Error).message}`));
+      rmSync(join(this.o.podsDir, r.uid, 'sandbox.json'), { force: true });
+      r.ns = undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * A new pod's first containers (the first init container, else every app container) get their
+   * root filesystem made while the namespaces and volumes are: for local images (a pull is never
+   * started here), with container ids chosen now and used by startContainer.
+   */
+  private prepareRootfs(pod: PodObj, r: PodRecord): void {
+    const get = this.o.images.get?.bind(this.o.images);
+    if (!get || this.runtimePodUIDs().has(r.uid)) return;
+    const first = pod.spec?.initContainers?.length ? [pod.spec.initContainers[0]!] : pod.spec?.containers ?? [];
+    for (const c of first) {
+      if (imagePolicy(c) === 'Always' || r.prepared.has(c.name)) continue;
+      r.prepared.set(c.name, get(c.image ?? '').then((img) => {
+        if (!img) return undefined;
+        const id = this.o.runtime.newId();
+        this.o.runtime.prepareRootfs(id, img.layerDirs);
+        return { id, imageId: img.id };
+      }).catch(() => undefined));
+    }
+  }
+
+  /** Prepared root filesystems no container was created on (an early return, another image): removed. */
+  private async dropPrepared(r: PodRecord): Promise<void> {
+    if (!r.prepared.size) return;
+    const all = [...r.prepared.values()];
+    r.prepared.clear();
+    for (const p of all) {
+      const prep = await p;
+      if (prep && !this.o.runtime.meta(prep.id)) await this.o.runtime.remove(prep.id).catch((e) => this.log(`remove prepared rootfs ${prep.id}: ${(e as Error).message}`));
+    }
+  }
+
+  /** Waits for a pending CNI ADD (rethrowing its failure once; the next sync starts the sandbox over). */
+  private async awaitNetwork(r: PodRecord): Promise<void> {
+    const p = r.network;
+    if (!p) return;
+    try { await p; } finally { if (r.network === p) r.network = undefined; }
   }
 
   private backoffMs(n: number): number {
@@ -315,7 +439,7 @@ export class PodManager {
       return;
     }
     // image
-    const policy = (c.imagePullPolicy ?? (c.image?.endsWith(':latest') || !/:[^/]+$/.test(c.image ?? '') ? 'Always' : 'IfNotPresent')) as 'Always' | 'IfNotPresent' | 'Never';
+    const policy = imagePolicy(c);
     let image: ResolvedImageLike;
     const t0 = Date.now();
     try {
@@ -343,11 +467,17 @@ export class PodManager {
       this.o.enqueue(podKey(pod), delayMs + 50);
       return;
     }
-    // env, mounts, spec
-    const id = this.o.runtime.newId();
+    // env, mounts, spec (the id of a root filesystem made ahead, see prepareRootfs; dropPrepared removes it if unused)
+    const prep = await r.prepared.get(c.name);
+    const id = prep && prep.imageId === image.id ? prep.id : this.o.runtime.newId();
     let env: string[];
+    if (usesPodIP(c)) await this.awaitNetwork(r); // a failed sandbox fails the sync, which retries it
     try {
-      env = await this.o.env(pod, c, image.config.env);
+      // status.podIP(s) and hostIP(s) from the agent's own knowledge: the API object has none before the first status
+      const ip = r.sandbox?.ip;
+      const host = this.o.hostIP();
+      const envPod: PodObj = { ...pod, status: { ...pod.status, hostIP: host, hostIPs: [{ ip: host }], ...(ip ? { podIP: ip, podIPs: [{ ip }] } : {}) } };
+      env = await this.o.env(envPod, c, image.config.env);
     } catch (e) {
       r.waiting.set(c.name, { reason: 'CreateContainerConfigError', message: (e as Error).message });
       this.o.recorder.event(pod, 'Warning', 'Failed', `Error: ${(e as Error).message}`);
@@ -403,10 +533,11 @@ export class PodManager {
       return;
     }
     const cgroupsPath = podCgroupPath(this.o.cgroupParent, r.uid, id);
+    const ns = r.sandbox ?? r.ns!;
     const spec = buildOciSpec({
       pod, container: { ...c, securityContext: sc as Container['securityContext'] }, rootfs: '',
       args: containerArgs(c, image.config, env), env, cwd: c.workingDir || image.config.workingDir || '/',
-      user, netnsPath: r.sandbox!.netns, cgroupsPath, binds,
+      user, netnsPath: ns.netns, ipcPath: ns.ipc, utsPath: ns.uts, hostIPC: pod.spec?.hostIPC === true, cgroupsPath, binds,
     });
     const meta: ContainerMeta = {
       id, podUID: r.uid, podNamespace: r.namespace, podName: r.name, containerName: c.name, attempt, init,
@@ -415,8 +546,20 @@ export class PodManager {
       cgroupsPath, createdAt: new Date().toISOString(), specHash: specHash(c),
     };
     try {
+      r.prepared.delete(c.name); // the runtime owns the id now (a failed create removes it)
       await this.o.runtime.create(meta, spec, image.layerDirs);
       this.o.recorder.event(pod, 'Normal', 'Created', `Created container ${c.name}`);
+    } catch (e) {
+      const msg = (e as Error).message;
+      r.waiting.set(c.name, { reason: 'CreateContainerError', message: msg });
+      this.o.recorder.event(pod, 'Warning', 'Failed', `Error: ${msg}`);
+      await this.o.runtime.remove(id).catch(() => undefined);
+      this.o.enqueue(podKey(pod), 5000);
+      return;
+    }
+    // created while CNI ADD ran; it starts only with its network in place
+    try { await this.awaitNetwork(r); } catch (e) { await this.o.runtime.remove(id).catch(() => undefined); throw e; }
+    try {
       await this.o.runtime.start(id);
       this.o.recorder.event(pod, 'Normal', 'Started', `Started container ${c.name}`);
       r.waiting.delete(c.name);
@@ -567,7 +710,7 @@ export class PodManager {
   private writeEtcFiles(pod: PodObj, r: PodRecord): void {
     const dir = join(this.o.podsDir, r.uid);
     mkdirSync(dir, { recursive: true });
-    const hostname = pod.spec?.hostname ?? pod.metadata.name!;
+    const hostname = podHostname(pod);
     const fqdn = pod.spec?.subdomain ? `${hostname}.${pod.spec.subdomain}.${pod.metadata.namespace}.svc.${this.o.clusterDomain}` : undefined;
     const hosts = [
       '# Kubernetes-managed hosts file.',
@@ -641,6 +784,7 @@ export class PodManager {
     try {
       await this.o.client.patch(PODS, r.namespace, r.name, { metadata: { uid: r.uid }, status }, 'merge', { subresource: 'status' });
       r.lastStatus = cmp;
+      if (status.phase === 'Running' && cur.phase !== 'Running') observePodStart(r.uid, r.startTime); // prometheus
     } catch (e) {
       if (isStatusError(e, 'NotFound')) return;
       throw e;
@@ -688,20 +832,24 @@ export class PodManager {
     }));
   }
 
-  private async releaseSandbox(r: PodRecord | { uid: string; namespace: string; name: string; sandbox?: { netns: string; ip: string } }): Promise<void> {
-    let sb = r.sandbox;
-    if (!sb) { try { sb = JSON.parse(readFileSync(join(this.o.podsDir, r.uid, 'sandbox.json'), 'utf8')) as { netns: string; ip: string }; } catch { /* none */ } }
+  /** CNI DEL, then the pod's network, IPC and UTS namespaces are unmounted and removed. Idempotent. */
+  private async releaseSandbox(r: PodRecord | { uid: string; namespace: string; name: string; sandbox?: Sandbox }): Promise<void> {
+    if ('waiting' in r) await this.awaitNetwork(r).catch(() => undefined);
+    const sb = r.sandbox ?? this.readSandbox(r.uid) ?? ('waiting' in r && r.ns ? { ...r.ns, ip: '' } : undefined);
     if (!sb) return;
     const net = this.o.network();
     if (net) await net.tearDown({ containerId: r.uid, netns: sb.netns, namespace: r.namespace, podName: r.name, podUID: r.uid });
-    await this.o.netns.remove(`kyb-${r.uid}`);
+    // (a sandbox of an older agent has only the network namespace, made by `ip netns add`: the same unmount and unlink)
+    await removePodNamespaces(sb);
     rmSync(join(this.o.podsDir, r.uid, 'sandbox.json'), { force: true });
-    if ('waiting' in r) r.sandbox = undefined;
+    try { rmSync(this.nsDir(r.uid), { recursive: true, force: true }); } catch { /* a namespace file still mounted */ }
+    if ('waiting' in r) { r.sandbox = undefined; r.ns = undefined; }
   }
 
   /** Removes all traces of a pod: containers, logs, sandbox, volumes, cgroups, records. */
   async forget(uid: string): Promise<void> {
     const r = this.records.get(uid);
+    if (r) await this.dropPrepared(r);
     for (const m of this.o.runtime.list().filter((x) => x.podUID === uid)) {
       if (r) this.stopProbes(r, m.id);
       await this.o.runtime.remove(m.id);
@@ -748,6 +896,17 @@ export class PodManager {
       await this.releaseSandbox(rec ?? { uid, namespace: ns, name }).catch(() => undefined);
       await this.forget(uid);
     }
+    await this.o.runtime.removeOrphans();
+    // namespaces of sandboxes whose record was lost (the agent stopped between making them and writing sandbox.json)
+    const nsRoot = join(this.o.runtime.runRoot, 'pods');
+    let left: string[] = [];
+    try { left = readdirSync(nsRoot); } catch { /* none */ }
+    for (const uid of left) {
+      const d = join(nsRoot, uid);
+      await removePodNamespaces({ netns: `/run/netns/kyb-${uid}`, ipc: join(d, 'ipc'), uts: join(d, 'uts') })
+        .then(() => rmSync(d, { recursive: true, force: true }))
+        .catch((e) => this.log(`remove namespaces of pod ${uid}: ${(e as Error).message}`));
+    }
   }
 
   /** For the streaming backend: the current (or previous) instance of a container of a pod. */
@@ -759,6 +918,22 @@ export class PodManager {
   }
 
   podIP(uid: string): string | undefined { return this.records.get(uid)?.sandbox?.ip; }
+
+  /** For resource metrics (src/node/stats): the current instance of every started app container whose
+   *  exit has not been seen, with its cgroup. Read-only; an exited one whose cgroup is gone is skipped
+   *  by the collector. */
+  runningContainers(): { podNamespace: string; podName: string; podUID: string; containerName: string; containerId: string; cgroupsPath: string }[] {
+    const latest = new Map<string, ContainerMeta>();
+    for (const m of this.o.runtime.list()) {
+      if (m.init || !m.startedAt) continue;
+      const k = `${m.podUID}/${m.containerName}`;
+      const cur = latest.get(k);
+      if (!cur || m.attempt > cur.attempt) latest.set(k, m);
+    }
+    return [...latest.values()].filter((m) => !existsSync(join(this.o.runtime.exitDir, m.id))).map((m) => ({
+      podNamespace: m.podNamespace, podName: m.podName, podUID: m.podUID, containerName: m.containerName, containerId: m.id, cgroupsPath: m.cgroupsPath,
+    }));
+  }
 }
 
 

@@ -1,7 +1,10 @@
 // The OCI runtime config (config.json) for one container of a pod, built from the pod spec, the
 // container spec and the image config. The base shape follows what `runc spec` generates (mounts,
 // masked and read-only paths, namespaces); on top of it: the pod's network namespace (a file under
-// /run/netns), hostname, volume and /etc file bind mounts, user, capabilities, and the container's
+// /run/netns) and, when given, its IPC and UTS namespaces (files the pod manager made, so that all
+// containers of a pod share SysV IPC, POSIX message queues and the hostname, as upstream's pause
+// container gives them; hostIPC uses the host's IPC namespace), the hostname (only without a pod UTS
+// namespace), volume and /etc file bind mounts, user, capabilities, and the container's
 // resources as cgroup limits (cpu shares from requests, CFS quota and memory limit from limits), as
 // the kubelet asks of its runtime.
 //
@@ -25,7 +28,7 @@ export interface OciSpec {
     oomScoreAdj?: number;
   };
   root: { path: string; readonly: boolean };
-  hostname: string;
+  hostname?: string;
   mounts: OciMount[];
   linux: {
     resources: {
@@ -115,6 +118,15 @@ export function cpuQuota(limit: string | undefined): number | undefined {
   return Math.max(1000, Math.floor((milli * 100000) / 1000));
 }
 
+/**
+ * The pod's hostname as the kubelet makes it: spec.hostname or the pod name, cut to 63 characters
+ * (a DNS label) without a trailing '-' or '.'.
+ */
+export function podHostname(pod: Pod): string {
+  const h = pod.spec?.hostname || pod.metadata?.name || 'pod';
+  return h.length <= 63 ? h : h.slice(0, 63).replace(/[-.]+$/, '');
+}
+
 export interface SpecInput {
   pod: Pod;
   container: Container;
@@ -124,6 +136,12 @@ export interface SpecInput {
   cwd: string;
   user: { uid: number; gid: number; additionalGids?: number[] };
   netnsPath: string;
+  /** the pod's IPC namespace (bind-mounted file) all its containers join; a new one per container when unset */
+  ipcPath?: string;
+  /** the pod's UTS namespace, its hostname already set in it; the container then sets none itself */
+  utsPath?: string;
+  /** spec.hostIPC: the host's IPC namespace (no IPC namespace at all) */
+  hostIPC?: boolean;
   cgroupsPath: string;
   /** extra bind mounts (volumes, /etc/hosts, /etc/resolv.conf, /etc/hostname, termination log) */
   binds: { destination: string; source: string; readOnly: boolean }[];
@@ -161,7 +179,8 @@ export function buildOciSpec(i: SpecInput): OciSpec {
       noNewPrivileges: !privileged && sc.allowPrivilegeEscalation !== true,
     },
     root: { path: i.rootfs, readonly: sc.readOnlyRootFilesystem === true },
-    hostname: i.pod.spec?.hostname ?? i.pod.metadata?.name ?? 'pod',
+    // joining the pod's UTS namespace: its hostname was set once when it was made
+    ...(i.utsPath ? {} : { hostname: podHostname(i.pod) }),
     mounts,
     linux: {
       resources: {
@@ -171,7 +190,10 @@ export function buildOciSpec(i: SpecInput): OciSpec {
       },
       cgroupsPath: i.cgroupsPath,
       namespaces: [
-        { type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' },
+        { type: 'pid' },
+        ...(i.hostIPC ? [] : [i.ipcPath ? { type: 'ipc', path: i.ipcPath } : { type: 'ipc' }]),
+        i.utsPath ? { type: 'uts', path: i.utsPath } : { type: 'uts' },
+        { type: 'mount' },
         { type: 'network', path: i.netnsPath },
       ],
       ...(privileged ? {} : {

@@ -98,3 +98,56 @@ test('runc + conmon: logs, exit codes, OOM, survival across Runtime instances', 
   assert.equal((await rt2.info(c))?.exit?.exitCode, 137);
   rt2.close();
 });
+
+test('rootfs copy fallback: the layers are copied (whiteouts and opaque directories applied), not mounted, and removed with the container', { skip: !canRun && 'needs root, runc, conmon, busybox' }, async (t) => {
+  const { applyWhiteouts } = await import('../images/unpack.js');
+  const { writeFileSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'kyb-rtcopy-'));
+  const suffix = randomBytes(3).toString('hex');
+  const netns = `kybrc-${suffix}`;
+  const cgroupParent = `/kyb-rtcopy-${suffix}`;
+  execFileSync('ip', ['netns', 'add', netns]);
+  const rt = new Runtime({ runRoot: join(dir, 'run'), stateDir: join(dir, 'containers'), rootfs: 'copy' });
+  t.after(async () => {
+    for (const m of rt.list()) await rt.remove(m.id);
+    rt.close();
+    execFileSync('ip', ['netns', 'del', netns]);
+    removeCgroupParent(cgroupParent);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  // layer 1: busybox, /data/{keep,gone}, /opq/old; layer 2 deletes /data/gone, makes /opq opaque, adds /opq/new
+  const l1 = busyboxLayer(dir);
+  for (const d of ['data', 'opq']) mkdirSync(join(l1, d));
+  writeFileSync(join(l1, 'data/keep'), 'kept\n');
+  writeFileSync(join(l1, 'data/gone'), 'deleted above\n');
+  writeFileSync(join(l1, 'opq/old'), 'hidden above\n');
+  const l2 = join(dir, 'layer2');
+  for (const d of ['data', 'opq']) mkdirSync(join(l2, d), { recursive: true });
+  writeFileSync(join(l2, 'data/.wh.gone'), '');
+  writeFileSync(join(l2, 'opq/.wh..wh..opq'), '');
+  writeFileSync(join(l2, 'opq/new'), 'new\n');
+  assert.deepEqual(await applyWhiteouts(l2), { whiteouts: 1, opaque: 1 });
+  const id = rt.newId();
+  const meta: ContainerMeta = {
+    id, podUID: 'u2', podNamespace: 'default', podName: 'p', containerName: 'copy', attempt: 0, init: false,
+    imageRef: 'test', imageId: 'sha256:x', logPath: join(dir, 'logs', 'copy.log'), cgroupsPath: `${cgroupParent}/podu2/${id}`,
+    createdAt: new Date().toISOString(), specHash: 'h',
+  };
+  const spec = buildOciSpec({
+    pod: { metadata: { name: 'p', namespace: 'default', uid: 'u2' }, spec: { containers: [] } },
+    container: { name: 'copy', image: 'test' }, rootfs: '', args: ['/bin/sh', '-c', 'ls /data /opq; cat /data/keep; echo written > /data/new; sleep 300'],
+    env: ['PATH=/bin'], cwd: '/', user: { uid: 0, gid: 0 }, netnsPath: `/run/netns/${netns}`, cgroupsPath: meta.cgroupsPath, binds: [],
+  });
+  await rt.create(meta, spec, [l1, l2]);
+  await rt.start(id);
+  const rootfs = join(dir, 'containers', id, 'rootfs');
+  const log = join(dir, 'logs', 'copy.log');
+  for (let i = 0; i < 100 && !(existsSync(log) && readFileSync(log, 'utf8').includes('kept')); i++) await new Promise((r) => setTimeout(r, 50));
+  const out = readFileSync(log, 'utf8').split('\n').map((l) => l.split(' ').slice(3).join(' ')).filter(Boolean);
+  assert.deepEqual(out, ['/data:', 'keep', '/opq:', 'new', 'kept']);
+  assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === rootfs), 'the rootfs is not a mount');
+  assert.equal(readFileSync(join(rootfs, 'data/new'), 'utf8'), 'written\n', 'the container writes into its own copy');
+  assert.ok(!existsSync(join(l1, 'data/new')), 'the image layer is untouched');
+  await rt.remove(id);
+  assert.ok(!existsSync(join(dir, 'containers', id)), 'the copy is gone with the container');
+});

@@ -6,18 +6,23 @@
 // `<runRoot>/exits/<id>`. So containers, logs and exit codes survive an agent restart; the agent finds
 // its containers again from the metadata it keeps on disk (`<stateDir>/<id>/meta.json`) and runc's state.
 //
-// create:  overlay mount of the image layers (+ a per-container upper dir) at <stateDir>/<id>/rootfs,
+// create:  overlay mount of the image layers (+ a per-container upper dir) at <stateDir>/<id>/rootfs
+//          (where the mount fails, or with rootfs: 'copy', a copy of the layers there instead),
 //          config.json, conmon (sync pipe → pid of `runc create`);   start: `runc start`
 // exit:    fs.watch on the exit dir → finalize(): exit code, OOM kill count from the memory cgroup (read
 //          before `runc delete`, which removes the cgroup), `exit.json`, `runc delete`, unmount
+// Short-lived tools (mount, umount, runc start/state/kill/delete) are forked by the spawn helper
+// (network/exec.ts runFast), not by the agent process, whose fork() is slow; so is conmon, its sync
+// pipe then a FIFO in the bundle (spawned directly, with a pipe, where the helper cannot be used).
 // remove:  finalize if needed, then the metadata and the container's files (the log stays until the pod
 //          is cleaned up, for `kubectl logs --previous`).
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, rmdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, renameSync, type FSWatcher } from 'node:fs';
+import { closeSync, constants as fsConstants, createReadStream, existsSync, mkdirSync, openSync, rmdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, renameSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { OciSpec } from './oci-spec.js';
-import { findBinary } from '../network/exec.js';
+import { findBinary, runFast, runFastWithFd3, spawnHelperAvailable } from '../network/exec.js';
+import { copyLayers } from '../images/layer-copy.js';
 
 /** Container IDs are 64 hex digits (newId). */
 const CONTAINER_ID = /^[0-9a-f]{64}$/;
@@ -31,6 +36,12 @@ export interface RuntimeOptions {
   stateDir: string;
   /** conmon --log-size-max in bytes; default 10 MiB */
   logSizeMax?: number;
+  /**
+   * How a container's root filesystem is made: 'overlay' (default) mounts the image layers with
+   * overlayfs and falls back to a copy when the mount fails; 'copy' always copies the layers into a
+   * directory of the container's own (slower, more disk; for hosts without overlayfs, and tests).
+   */
+  rootfs?: 'overlay' | 'copy';
 }
 
 export interface ContainerMeta {
@@ -58,15 +69,14 @@ export type ContainerState = 'created' | 'running' | 'exited' | 'unknown';
 
 export interface ContainerInfo { meta: ContainerMeta; state: ContainerState; pid?: number; exit?: ExitInfo }
 
-function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err) {
-        const msg = String(stderr).trim() || String(stdout).trim() || err.message;
-        reject(Object.assign(new Error(`${cmd} ${args.slice(0, 4).join(' ')}: ${msg}`), { stderr: String(stderr) }));
-      } else resolve({ stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
+/** Runs a host tool (through the spawn helper: the agent process is not forked); rejects unless it exits 0. */
+async function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<{ stdout: string; stderr: string }> {
+  const r = await runFast(findBinary(cmd) ?? cmd, args, { timeoutMs, maxOutput: 16 * 1024 * 1024 });
+  if (r.code !== 0) {
+    const msg = r.stderr.trim() || r.stdout.trim() || (r.timedOut ? `timed out after ${timeoutMs} ms` : `exit ${r.code ?? r.signal}`);
+    throw Object.assign(new Error(`${cmd} ${args.slice(0, 4).join(' ')}: ${msg}`), { stderr: r.stderr });
+  }
+  return { stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Which cgroup hierarchy layout the host has. */
@@ -98,8 +108,11 @@ export class Runtime {
   private readonly sockDir: string;
   private readonly stateDir: string;
   private readonly logSizeMax: number;
+  private rootfsMode: 'overlay' | 'copy';
   private watcher?: FSWatcher;
   private readonly finalizing = new Map<string, Promise<ExitInfo | undefined>>();
+  /** root filesystems made ahead of create() (prepareRootfs) */
+  private readonly prepared = new Map<string, { layers: string; done: Promise<void> }>();
 
   constructor(opts: RuntimeOptions) {
     // conmon wants an absolute path for the runtime
@@ -111,6 +124,7 @@ export class Runtime {
     this.sockDir = join(opts.runRoot, 'sockets');
     this.stateDir = opts.stateDir;
     this.logSizeMax = opts.logSizeMax ?? 10 * 1024 * 1024;
+    this.rootfsMode = opts.rootfs ?? 'overlay';
     for (const d of [this.runcRoot, this.exitDir, this.sockDir, this.stateDir]) mkdirSync(d, { recursive: true, mode: 0o700 });
   }
 
@@ -155,14 +169,17 @@ export class Runtime {
   async create(meta: ContainerMeta, spec: OciSpec, layerDirs: string[]): Promise<number> {
     const d = this.dir(meta.id);
     const rootfs = join(d, 'rootfs');
-    mkdirSync(join(d, 'upper'), { recursive: true });
-    mkdirSync(join(d, 'work'), { recursive: true });
-    mkdirSync(rootfs, { recursive: true });
+    const prepared = this.prepared.get(meta.id);
+    this.prepared.delete(meta.id);
     mkdirSync(join(meta.logPath, '..'), { recursive: true });
+    mkdirSync(d, { recursive: true });
     this.writeJson(join(d, 'meta.json'), meta);
     try {
-      const lower = [...layerDirs].reverse().join(':');
-      await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(d, 'upper')},workdir=${join(d, 'work')}`, rootfs]);
+      if (prepared && prepared.layers === layerDirs.join(':')) await prepared.done;
+      else {
+        if (prepared) { await prepared.done.catch(() => undefined); await this.unmount(meta.id); }
+        await this.makeRootfs(d, layerDirs);
+      }
       const full: OciSpec = { ...spec, root: { ...spec.root, path: rootfs } };
       writeFileSync(join(d, 'config.json'), JSON.stringify(full));
       return await this.startConmon(meta, d);
@@ -172,7 +189,41 @@ export class Runtime {
     }
   }
 
-  private startConmon(meta: ContainerMeta, bundle: string): Promise<number> {
+  /**
+   * Makes the root filesystem of a container that is about to be created (create() with the same id
+   * and layers then skips that step), so that the pod manager can do it while other pod start steps
+   * run. Failures surface in create(). A prepared container that is never created must be
+   * removed with remove(id); removeOrphans() finds those an agent crash left behind.
+   */
+  prepareRootfs(id: string, layerDirs: string[]): void {
+    if (!CONTAINER_ID.test(id)) throw new Error(`invalid container id ${JSON.stringify(id)}`);
+    const done = this.makeRootfs(this.dir(id), layerDirs);
+    done.catch(() => undefined); // create() reports it
+    this.prepared.set(id, { layers: layerDirs.join(':'), done });
+  }
+
+  /** <dir>/rootfs: an overlay mount of the layers, or (see RuntimeOptions.rootfs) a copy of them. */
+  private async makeRootfs(d: string, layerDirs: string[]): Promise<void> {
+    const rootfs = join(d, 'rootfs');
+    mkdirSync(join(d, 'upper'), { recursive: true });
+    mkdirSync(join(d, 'work'), { recursive: true });
+    mkdirSync(rootfs, { recursive: true });
+    if (this.rootfsMode === 'overlay') {
+      try {
+        const lower = [...layerDirs].reverse().join(':');
+        await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${join(d, 'upper')},workdir=${join(d, 'work')}`, rootfs]);
+        return;
+      } catch (e) {
+        // no overlayfs in this kernel: every later container goes straight to the copy
+        if (/unknown filesystem type/i.test((e as Error).message)) this.rootfsMode = 'copy';
+        process.stderr.write(`kyb runtime: overlay mount for ${rootfs} failed, copying the image layers instead: ${(e as Error).message}\n`);
+      }
+    }
+    await copyLayers(layerDirs, rootfs);
+    writeFileSync(join(d, 'rootfs-copied'), '');
+  }
+
+  private async startConmon(meta: ContainerMeta, bundle: string): Promise<number> {
     const args = [
       '--api-version', '1', '-c', meta.id, '-u', meta.id, '-r', this.runc, '-b', bundle,
       '-p', join(bundle, 'pidfile'), '-n', `${meta.podNamespace}_${meta.podName}_${meta.containerName}_${meta.attempt}`,
@@ -180,6 +231,56 @@ export class Runtime {
       '--socket-dir-path', this.sockDir, '--conmon-pidfile', join(bundle, 'conmon.pid'),
       '--runtime-arg', '--root', '--runtime-arg', this.runcRoot, '--log-level', 'error',
     ];
+    // through the spawn helper (the agent is not forked): the sync pipe is a FIFO in the bundle
+    const mkfifo = findBinary('mkfifo');
+    if (mkfifo && this.conmon.includes('/') && spawnHelperAvailable()) {
+      const fifo = join(bundle, 'sync.fifo');
+      const mk = await runFast(mkfifo, ['-m', '600', fifo], { timeoutMs: 10_000 }).catch(() => undefined);
+      if (mk?.code === 0) return this.startConmonViaHelper(args, bundle, fifo);
+    }
+    return this.startConmonDirect(args, bundle);
+  }
+
+  /** conmon forked by the spawn helper, its sync pipe (fd 3) a FIFO: the first line is `{"data": <pid>}` or an error. */
+  private startConmonViaHelper(args: string[], bundle: string, fifo: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      let buf = '';
+      let done = false;
+      const sync = createReadStream(fifo);
+      // a reader still waiting in open() (nobody opened the FIFO for writing) is released by a writer that closes at once
+      const release = () => { try { closeSync(openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK)); } catch { /* no reader waiting */ } };
+      const finish = (err: Error | null, pid?: number) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (err) release();
+        sync.destroy();
+        rmSync(fifo, { force: true });
+        if (err) reject(err); else resolve(pid!);
+      };
+      const timer = setTimeout(() => finish(new Error('conmon: no answer from runc create within 60s')), 60_000);
+      sync.on('data', (d: Buffer | string) => {
+        buf += d.toString();
+        const nl = buf.indexOf('\n');
+        if (nl < 0) return;
+        // conmon keeps the sync pipe open: take the first line, never wait for EOF
+        try {
+          const msg = JSON.parse(buf.slice(0, nl)) as { data: number; message?: string };
+          if (msg.data > 0) finish(null, msg.data);
+          else finish(new Error((msg.message ?? `runc create failed (${msg.data})`).trim()));
+        } catch (e) { finish(e as Error); }
+      });
+      sync.on('end', () => finish(new Error(`conmon closed its sync pipe without an answer${buf ? `: ${buf.trim()}` : ''}`)));
+      sync.on('error', (e) => finish(e));
+      runFastWithFd3(this.conmon, args, { env: { ...process.env, _OCI_SYNCPIPE: '3' }, cwd: bundle, fd3: fifo, timeoutMs: 60_000 }).then((r) => {
+        if (!r) { finish(new Error('conmon: the spawn helper is gone')); return; }
+        // the first conmon process exits after forking; an early non-zero exit is a failure
+        if (r.code !== 0) setTimeout(() => finish(new Error(`conmon exited with ${r.code ?? r.signal}: ${r.stderr.trim()}`)), 50);
+      }, (e: Error) => finish(e));
+    });
+  }
+
+  private startConmonDirect(args: string[], bundle: string): Promise<number> {
     return new Promise((resolve, reject) => {
       const child = spawn(this.conmon, args, {
         stdio: ['ignore', 'ignore', 'pipe', 'pipe'], detached: true, cwd: bundle,
@@ -300,7 +401,8 @@ export class Runtime {
   private async unmount(id: string): Promise<void> {
     const rootfs = join(this.dir(id), 'rootfs');
     if (isMounted(rootfs)) await run('umount', ['-l', rootfs]).catch(() => undefined);
-    for (const sub of ['upper', 'work', 'rootfs']) rmSync(join(this.dir(id), sub), { recursive: true, force: true });
+    // a copied rootfs is a plain directory: removed with the rest
+    for (const sub of ['upper', 'work', 'rootfs', 'rootfs-copied']) rmSync(join(this.dir(id), sub), { recursive: true, force: true });
   }
 
   async info(id: string): Promise<ContainerInfo | undefined> {
@@ -330,6 +432,15 @@ export class Runtime {
 
   /** Removes a container entirely (killing it first if it still runs). The log file is kept. */
   async remove(id: string): Promise<void> {
+    const prepared = this.prepared.get(id);
+    if (prepared) { this.prepared.delete(id); await prepared.done.catch(() => undefined); }
+    if (!this.meta(id)) {
+      // prepared only (or half-made): nothing runc knows about
+      await this.unmount(id);
+      rmSync(join(this.exitDir, id), { force: true });
+      rmSync(this.dir(id), { recursive: true, force: true });
+      return;
+    }
     const st = await this.runcState(id);
     if (st && st.status !== 'stopped') {
       await this.kill(id, 'SIGKILL');
@@ -340,6 +451,17 @@ export class Runtime {
     await this.unmount(id);
     rmSync(join(this.exitDir, id), { force: true });
     rmSync(this.dir(id), { recursive: true, force: true });
+  }
+
+  /** Removes container directories without metadata (root filesystems prepared by an agent that then stopped). */
+  async removeOrphans(): Promise<void> {
+    let names: string[] = [];
+    try { names = readdirSync(this.stateDir); } catch { return; }
+    for (const id of names) {
+      if (!CONTAINER_ID.test(id) || this.prepared.has(id) || existsSync(join(this.dir(id), 'meta.json'))) continue;
+      await this.unmount(id);
+      rmSync(this.dir(id), { recursive: true, force: true });
+    }
   }
 
   /** Runs a command in a running container, collecting its output (for exec probes and hooks). */

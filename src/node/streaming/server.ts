@@ -6,6 +6,10 @@
 //   /attach/{ns}/{pod}/{container}?stdin&stdout&stderr&tty            upgrade → protocols.handleExecUpgrade (attach: true)
 //   /portForward/{ns}/{pod}                                          upgrade → protocols.handlePortForwardUpgrade
 //   GET /healthz
+//   GET /metrics/resource   CPU and memory of the node and every running container, as JSON in our own
+//                           format (src/node/stats/resource-metrics.ts); the API server's metrics.k8s.io
+//                           (src/apiserver/metrics-api.ts) reads it. 404 when the backend collects none.
+//   GET /metrics            the agent's Prometheus metrics: prom-client's default registry, as text
 // Logs are read here (src/node/logs); the exec/attach/port-forward wire protocols (WebSocket v5
 // channels, SPDY) live in their own modules and are plugged in as `protocols`. Errors are Status
 // bodies with the StatusError's code, which the API server relays to the client unchanged.
@@ -15,6 +19,8 @@ import { errors, StatusError } from '../../machinery/status.js';
 import type { StreamingBackend } from './backend.js';
 import { streamLog, type LogOptions } from '../logs/log-reader.js';
 import type { ExecUpgradeParams, PortForwardUpgradeParams } from './backend.js';
+import type { ResourceMetricsSource } from '../stats/resource-metrics.js';
+import { register as promRegister } from 'prom-client';
 export type { ExecUpgradeParams, PortForwardUpgradeParams } from './backend.js';
 
 
@@ -31,10 +37,14 @@ export interface StreamingProtocols {
   handlePortForwardUpgrade?: UpgradeHandler<PortForwardUpgradeParams>;
 }
 
+/** The backend may also collect resource metrics (the Agent does). */
+export type StreamingServerBackend = StreamingBackend & Partial<ResourceMetricsSource>;
+
 /** The streaming server over `backend`; never listening: feed it connections with emit('connection'). */
-export function createStreamingServer(backend: StreamingBackend, protocols: StreamingProtocols = {}): Server {
+export function createStreamingServer(backend: StreamingServerBackend, protocols: StreamingProtocols = {}): Server {
   const server = createServer((req, res) => {
-    serveRequest(backend, req, res).catch((e) => sendError(res, e));
+    const done = isMetricsPath(req) ? serveMetrics(backend, req, res) : serveRequest(backend, req, res);
+    done.catch((e) => sendError(res, e));
   });
   server.requestTimeout = 0; // logs -f is long
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -71,6 +81,28 @@ function route(req: IncomingMessage): Route {
     throw new StatusError(404, 'NotFound', `the node agent has no endpoint ${url.pathname}`);
   }
   return { kind, namespace, pod, container: container || undefined, query: url.searchParams };
+}
+
+function isMetricsPath(req: IncomingMessage): boolean {
+  const path = (req.url ?? '/').split('?')[0];
+  return path === '/metrics' || path === '/metrics/resource';
+}
+
+async function serveMetrics(backend: StreamingServerBackend, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw errors.methodNotAllowed('the server does not allow this method on the requested resource');
+  const path = (req.url ?? '/').split('?')[0];
+  let body: string;
+  let type: string;
+  if (path === '/metrics/resource') {
+    if (typeof backend.resourceMetrics !== 'function') throw new StatusError(404, 'NotFound', 'this node agent collects no resource metrics');
+    body = JSON.stringify(backend.resourceMetrics());
+    type = 'application/json';
+  } else {
+    body = await promRegister.metrics();
+    type = promRegister.contentType;
+  }
+  res.writeHead(200, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache, private' });
+  res.end(req.method === 'HEAD' ? undefined : body);
 }
 
 async function serveRequest(backend: StreamingBackend, req: IncomingMessage, res: ServerResponse): Promise<void> {
