@@ -134,7 +134,7 @@ async function buildAgent(cfg: AgentRunConfig, log: (m: string) => void, importI
 export async function cleanupAgent(cfg: AgentRunConfig): Promise<void> {
   const b = await buildAgent(cfg, cfg.log ?? (() => undefined), false);
   await b.agent.cleanup();
-  await ServiceProxy.cleanup({ tableName: cfg.proxyTableName, stateDir: join(cfg.runRoot ?? '/run/kybernetes', 'proxy') });
+  await ServiceProxy.cleanup({ tableName: cfg.proxyTableName });
   b.client.close();
 }
 
@@ -152,7 +152,10 @@ export async function startAgent(cfg: AgentRunConfig): Promise<RunningAgent> {
   const done = agent.run(ac.signal).catch((e) => log(`stopped: ${(e as Error).stack ?? e}`));
   const proxy = cfg.disableProxy ? undefined : new ServiceProxy({
     client, nodeName, nodeIPs: [], clusterCIDR: cfg.clusterCIDR ?? '10.42.0.0/16', tableName: cfg.proxyTableName,
-    stateDir: join(cfg.runRoot ?? '/run/kybernetes', 'proxy'), log: (m) => log(`proxy: ${m}`),
+    // (no stateDir: the route_localnet sysctl is host-wide, so its reference record must be the host's
+    // one, /run/kybernetes/proxy, whatever run dir this agent has; else one agent's cleanup resets it
+    // under another's feet)
+    log: (m) => log(`proxy: ${m}`),
   });
   const proxyDone = proxy?.run(ac.signal).catch((e) => log(`proxy stopped: ${(e as Error).stack ?? e}`));
   let stopped = false;
@@ -172,7 +175,7 @@ export async function startAgent(cfg: AgentRunConfig): Promise<RunningAgent> {
     async cleanup() {
       await stop();
       await agent.cleanup();
-      if (!cfg.disableProxy) await ServiceProxy.cleanup({ tableName: cfg.proxyTableName, stateDir: join(cfg.runRoot ?? '/run/kybernetes', 'proxy') });
+      if (!cfg.disableProxy) await ServiceProxy.cleanup({ tableName: cfg.proxyTableName });
     },
   };
 }

@@ -23,6 +23,7 @@ import { Runtime, removeCgroupParent } from './runtime/runtime.js';
 import { PodManager, type PodObj, type NetworkService, type ImageService, type VolumeService, type ProbeService, type EnvResolver, type SubPathResolver } from './pods/pod-manager.js';
 import type { ExecProcess, LogSource, StreamingBackend } from './streaming/backend.js';
 import { ResourceCollector } from './stats/resource-collector.js';
+import { dialPodLoopback, listensOnLoopback, loopbackForwardAvailable } from './network/pod-loopback.js';
 import type { ResourceMetricsReport, ResourceMetricsSource } from './stats/resource-metrics.js';
 
 const NODES: ResourceRef = { group: '', version: 'v1', plural: 'nodes' };
@@ -361,11 +362,17 @@ export class Agent implements StreamingBackend, ResourceMetricsSource {
     const p = this.podFor(namespace, pod);
     const ip = this.pods.podIP(p.metadata.uid!) ?? p.status?.podIP;
     if (!ip) throw errors.badRequest(`pod ${pod} has no IP address yet`);
-    return new Promise((resolve, reject) => {
+    const direct = await new Promise<Duplex | Error>((resolve) => {
       const s = netConnect({ host: ip, port });
       s.once('connect', () => resolve(s));
-      s.once('error', (e) => reject(errors.internal(`error forwarding port ${port} to pod ${p.metadata.uid}: ${e.message}`)));
+      s.once('error', (e) => resolve(e));
     });
+    if (!(direct instanceof Error)) return direct;
+    // refused on the pod IP: a server bound to the pod's loopback only is reached inside its namespace
+    const netns = this.pods.podNetnsPath(p.metadata.uid!);
+    const family = (direct as NodeJS.ErrnoException).code === 'ECONNREFUSED' && netns && loopbackForwardAvailable() ? await listensOnLoopback(netns, port) : undefined;
+    if (netns && family) return dialPodLoopback(netns, port, family === 'v6');
+    throw errors.internal(`error forwarding port ${port} to pod ${p.metadata.uid}: ${direct.message}`);
   }
 }
 

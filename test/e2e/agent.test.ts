@@ -100,7 +100,7 @@ test('a deployment of an HTTP server runs, with pod IPs reachable from the host'
 });
 
 test('logs, exec (plain, stdin, exit code, tty) and port-forward', { skip: !canRun && 'needs root' }, async () => {
-  await applyPod('talker', { containers: [{ name: 'main', image: IMAGE, command: ['/bin/sh', '-c', 'echo one; echo two >&2; exec /bin/httpd -f -p 8080 -h /www'] }] });
+  await applyPod('talker', { containers: [{ name: 'main', image: IMAGE, command: ['/bin/sh', '-c', 'echo one; echo two >&2; /bin/httpd -p 127.0.0.1:8081 -h /www; exec /bin/httpd -f -p 8080 -h /www'] }] });
   await c.kubectl(['wait', '--for=condition=Ready', 'pod/talker', '--timeout=60s']);
   const logs = (await c.kubectl(['logs', 'talker'])).stdout;
   assert.equal(logs, 'one\ntwo\n');
@@ -121,17 +121,27 @@ test('logs, exec (plain, stdin, exit code, tty) and port-forward', { skip: !canR
   assert.equal(await exited, 5);
   assert.match(screen, /\/dev\/pts\/\d+/);
   assert.match(screen, /22 77/);
-  // port-forward to a random local port
-  const pf = spawn(KUBECTL, ['port-forward', 'pod/talker', ':8080'], { env: c.env });
+  // port-forward to random local ports: one server on the pod IP, one bound to the pod's 127.0.0.1 only
+  const pf = spawn(KUBECTL, ['port-forward', 'pod/talker', ':8080', ':8081'], { env: c.env });
   try {
-    const port = await new Promise<number>((resolve, reject) => {
+    const ports = await new Promise<number[]>((resolve, reject) => {
       let out = '';
-      pf.stdout.on('data', (d: Buffer) => { out += d.toString(); const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out); if (m) resolve(Number(m[1])); });
+      pf.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const a = /Forwarding from 127\.0\.0\.1:(\d+) -> 8080/.exec(out);
+        const b = /Forwarding from 127\.0\.0\.1:(\d+) -> 8081/.exec(out);
+        if (a && b) resolve([Number(a[1]), Number(b[1])]);
+      });
       pf.on('exit', (code) => reject(new Error(`port-forward exited ${code}`)));
       setTimeout(() => reject(new Error(`no port-forward: ${out}`)), 20_000);
     });
-    const res = await fetch(`http://127.0.0.1:${port}/`);
-    assert.equal(await res.text(), 'hello from kyb e2e\n');
+    for (const port of ports) {
+      const res = await fetch(`http://127.0.0.1:${port}/`);
+      assert.equal(await res.text(), 'hello from kyb e2e\n');
+    }
+    // the loopback server is not reachable on the pod IP: the forward went through the pod's namespace
+    const ip = (await podJson('talker')).status.podIP;
+    await assert.rejects(fetch(`http://${ip}:8081/`));
   } finally { pf.kill(); }
 });
 

@@ -919,6 +919,9 @@ export class PodManager {
 
   podIP(uid: string): string | undefined { return this.records.get(uid)?.sandbox?.ip; }
 
+  /** the path of the pod's network namespace (port-forward to its loopback) */
+  podNetnsPath(uid: string): string | undefined { return this.records.get(uid)?.sandbox?.netns; }
+
   /** For resource metrics (src/node/stats): the current instance of every started app container whose
    *  exit has not been seen, with its cgroup. Read-only; an exited one whose cgroup is gone is skipped
    *  by the collector. */
