@@ -4,7 +4,12 @@
 // watchers; write latency at a fixed 200 req/s; the server's RSS. Every figure is the median of
 // --runs runs (default 3). Prints a table; exits 0 whatever the figures are.
 //
+// With --baseline DIR a second `kyb server` runs from another checkout (e.g. the tree before a change,
+// with node_modules linked in) and takes the same creates and fixed-rate writes, interleaved with this
+// tree's round by round, so that a before/after comparison shares the machine's noise.
+//
 //   node --import tsx bench/apiserver-bench.ts [--runs 3] [--seconds 3] [--objects 10000] [--no-etcd] [--dir /tmp]
+//                                              [--baseline DIR]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -29,8 +34,10 @@ const { values: args } = parseArgs({
     'compiled-rss': { type: 'boolean', default: false },
     'server-args': { type: 'string', default: '' },
     dir: { type: 'string', default: tmpdir() },
+    baseline: { type: 'string' },
   },
 });
+const BASELINE = args.baseline ? resolve(args.baseline) : undefined;
 const RUNS = Math.max(1, Number(args.runs));
 const DURATION_MS = Number(args.seconds) * 1000;
 const OBJECTS = Number(args.objects);
@@ -61,8 +68,8 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, tim
   throw new Error(`timed out waiting for ${what}`);
 }
 
-function startProcess(cmd: string, argv: string[], logFile: string): ChildProcess {
-  const p = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+function startProcess(cmd: string, argv: string[], logFile: string, cwd = ROOT): ChildProcess {
+  const p = spawn(cmd, argv, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
   children.push(p);
   const chunks: Buffer[] = [];
   p.stderr!.on('data', (c: Buffer) => chunks.push(c));
@@ -153,11 +160,14 @@ async function floorRun(concurrency: number, round: number): Promise<{ perSec: n
 
 // ---------------------------------------------------------------------------------------------
 
-async function startKyb(extra: string[] = args['server-args']!.split(' ').filter(Boolean), name = 'kyb'): Promise<{ proc: ChildProcess; target: (ns: string) => Target; url: string; token: string; ca: Buffer }> {
+type Kyb = { proc: ChildProcess; target: (ns: string) => Target; url: string; token: string; ca: Buffer };
+
+/** a `kyb server` from the checkout at root (this one by default) */
+async function startKyb(extra: string[] = args['server-args']!.split(' ').filter(Boolean), name = 'kyb', root = ROOT): Promise<Kyb> {
   const dataDir = join(work, name);
   const port = await freePort();
   const proc = startProcess(process.execPath, [...TSX, '-e', "import('./src/cli/main.ts').then(m=>m.main(process.argv.slice(1)))",
-    'server', '--data-dir', dataDir, '--https-listen-port', String(port), '--disable-agent', ...extra], join(work, `${name}-server.log`));
+    'server', '--data-dir', dataDir, '--https-listen-port', String(port), '--disable-agent', ...extra], join(work, `${name}-server.log`), root);
   const url = `https://127.0.0.1:${port}`;
   await waitFor('kyb server', async () => {
     if (proc.exitCode !== null) throw new Error('kyb server exited');
@@ -238,11 +248,24 @@ async function main(): Promise<void> {
   const rssIdleApiOnly = rssMb(apiOnly.proc.pid!);
   await stopProcess(apiOnly.proc);
   const etcd = await startEtcd();
-
-  for (const ns of ['bench-list', 'bench-watch', 'bench-write', 'bench-open']) {
-    const r = await httpJson(`${kyb.url}/api/v1/namespaces`, 'POST', JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }), { ca: kyb.ca, token: kyb.token });
-    if (r.status !== 201) throw new Error(`create namespace ${ns}: ${r.status} ${r.text}`);
+  // the baseline server: started now, idle RSS measured as for kyb, then it waits for its turns
+  let base: Kyb | undefined;
+  let rssIdleBase = NaN;
+  if (BASELINE) {
+    base = await startKyb(undefined, 'kyb-baseline', BASELINE);
+    await sleep(2000);
+    rssIdleBase = rssMb(base.proc.pid!);
+    log(`baseline kyb server (${BASELINE}) pid ${base.proc.pid} at ${base.url}, idle RSS ${rssIdleBase.toFixed(1)} MB`);
   }
+
+  const createNamespaces = async (k: Kyb, names: string[]) => {
+    for (const ns of names) {
+      const r = await httpJson(`${k.url}/api/v1/namespaces`, 'POST', JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }), { ca: k.ca, token: k.token });
+      if (r.status !== 201) throw new Error(`create namespace ${ns}: ${r.status} ${r.text}`);
+    }
+  };
+  await createNamespaces(kyb, ['bench-list', 'bench-watch', 'bench-write', 'bench-open']);
+  if (base) await createNamespaces(base, ['bench-list', 'bench-write', 'bench-open']);
 
   // 10,000 objects, then RSS, then GET/LIST
   log(`filling ${OBJECTS} ConfigMaps`);
@@ -250,6 +273,9 @@ async function main(): Promise<void> {
   await sleep(1000);
   const rssFilled = rssMb(kyb.proc.pid!);
   log(`filled in ${filled.seconds.toFixed(1)}s (${(OBJECTS / filled.seconds).toFixed(0)}/s), RSS ${rssFilled.toFixed(1)} MB; reads`);
+  // the baseline holds as many objects, so that both servers write into stores (and caches) of one size
+  let baseFilled: FillResult | undefined;
+  if (base) [baseFilled] = await loadGen<FillResult>([{ mode: 'fill', target: base.target('bench-list'), count: OBJECTS, concurrency: 32, prefix: 'cm' }]);
   const readJobs: Job[] = Array.from({ length: RUNS }, () => ({
     mode: 'reads', target: kyb.target('bench-list'), prefix: 'cm', count: OBJECTS,
     getSamples: 1000, listAllSamples: 10, pageSize: 500, pageSamples: 100,
@@ -267,6 +293,11 @@ async function main(): Promise<void> {
   const floor: Record<number, { perSec: number; lat: LatencySummary }[]> = { 1: [], 32: [] };
   const etcdRes: Record<number, ClosedResult[]> = { 1: [], 32: [] };
   const kybRes: Record<number, ClosedResult[]> = { 1: [], 32: [] };
+  const baseRes: Record<number, ClosedResult[]> = { 1: [], 32: [] };
+  const kybCreates = async (k: Kyb, into: Record<number, ClosedResult[]>, tag: string, round: number) => {
+    const [r1, r32] = await loadGen<ClosedResult>([1, 32].map((c) => ({ mode: 'closed', target: k.target('bench-write'), concurrency: c, durationMs: DURATION_MS, prefix: `${tag}${round}-${c}` })));
+    into[1].push(r1); into[32].push(r32);
+  };
   for (let round = 0; round < RUNS; round++) {
     log(`creates round ${round + 1}/${RUNS}`);
     for (const c of [1, 32]) floor[c].push(await floorRun(c, round));
@@ -274,24 +305,34 @@ async function main(): Promise<void> {
       const [e1, e32] = await loadGen<ClosedResult>([1, 32].map((c) => ({ mode: 'closed', target: etcd.target, concurrency: c, durationMs: DURATION_MS, prefix: `e${round}-${c}` })));
       etcdRes[1].push(e1); etcdRes[32].push(e32);
     }
-    const [k1, k32] = await loadGen<ClosedResult>([1, 32].map((c) => ({ mode: 'closed', target: kyb.target('bench-write'), concurrency: c, durationMs: DURATION_MS, prefix: `k${round}-${c}` })));
-    kybRes[1].push(k1); kybRes[32].push(k32);
+    // with a baseline, the two servers take turns, in alternating order
+    if (base && round % 2 === 1) await kybCreates(base, baseRes, 'b', round);
+    await kybCreates(kyb, kybRes, 'k', round);
+    if (base && round % 2 === 0) await kybCreates(base, baseRes, 'b', round);
   }
 
   // fixed-rate writes
   log('open loop: 200 req/s for 10 s per run');
   const openRes: OpenResult[] = [];
   const cpuPerCreate: number[] = [];
+  const baseOpenRes: OpenResult[] = [];
+  const baseCpuPerCreate: number[] = [];
+  const openRun = async (k: Kyb, res: OpenResult[], cpu: number[], tag: string) => {
+    const cpu0 = cpuSeconds(k.proc.pid!);
+    const [o] = await loadGen<OpenResult>([{ mode: 'open', target: k.target('bench-open'), ratePerSec: 200, durationMs: 10_000, prefix: `${tag}` }]);
+    cpu.push(((cpuSeconds(k.proc.pid!) - cpu0) * 1000) / (o.count + o.errors));
+    res.push(o);
+  };
   for (let r = 0; r < RUNS; r++) {
-    const cpu0 = cpuSeconds(kyb.proc.pid!);
-    const [o] = await loadGen<OpenResult>([{ mode: 'open', target: kyb.target('bench-open'), ratePerSec: 200, durationMs: 10_000, prefix: `o${r}` }]);
-    cpuPerCreate.push(((cpuSeconds(kyb.proc.pid!) - cpu0) * 1000) / (o.count + o.errors));
-    openRes.push(o);
+    if (base && r % 2 === 1) await openRun(base, baseOpenRes, baseCpuPerCreate, `bo${r}`);
+    await openRun(kyb, openRes, cpuPerCreate, `o${r}`);
+    if (base && r % 2 === 0) await openRun(base, baseOpenRes, baseCpuPerCreate, `bo${r}`);
   }
   const rssEnd = rssMb(kyb.proc.pid!);
 
   if (etcd) await stopProcess(etcd.proc);
   await stopProcess(kyb.proc);
+  if (base) await stopProcess(base.proc);
 
   // ---------------------------------------------------------------------------------------------
   const m = <T>(xs: T[], f: (x: T) => number) => median(xs.map(f));
@@ -338,16 +379,35 @@ async function main(): Promise<void> {
 
   if (args['compiled-rss']) row('idle after start, compiled with tsc (no tsx)', `${(await compiledIdleRss()).toFixed(1)} MB`);
 
+  if (base) {
+    sec(`Baseline: ${BASELINE}, interleaved with this tree round by round (this tree / baseline)`);
+    const b = (c: number) => ({ perSec: m(baseRes[c], (x) => x.perSec), p50: m(baseRes[c], (x) => x.lat.p50), p99: m(baseRes[c], (x) => x.lat.p99) });
+    for (const c of [1, 32]) {
+      createsRow(`kyb server, c=${c}`, k(c).perSec, k(c).p50, k(c).p99);
+      createsRow(`  baseline, c=${c}`, b(c).perSec, b(c).p50, b(c).p99, `kyb/baseline ${(k(c).perSec / b(c).perSec).toFixed(2)}x; per run ${kybRes[c].map((x) => x.perSec.toFixed(0)).join('/')} vs ${baseRes[c].map((x) => x.perSec.toFixed(0)).join('/')}`);
+    }
+    const bp99 = m(baseOpenRes, (x) => x.lat.p99);
+    row('write latency at 200/s', `p50 ${ms(m(openRes, (x) => x.lat.p50)).padStart(9)}   p99 ${ms(op99Of(openRes)).padStart(9)}`, `per run p99 ${openRes.map((x) => ms(x.lat.p99)).join('/')}`);
+    row('  baseline', `p50 ${ms(m(baseOpenRes, (x) => x.lat.p50)).padStart(9)}   p99 ${ms(bp99).padStart(9)}`, `per run p99 ${baseOpenRes.map((x) => ms(x.lat.p99)).join('/')}; achieved ${rate(m(baseOpenRes, (x) => x.achievedPerSec))}`);
+    row('server CPU per create at 200/s', `${ms(median(cpuPerCreate))} vs ${ms(median(baseCpuPerCreate))}`);
+    row('idle RSS after start', `${rssIdle.toFixed(1)} MB vs ${rssIdleBase.toFixed(1)} MB`);
+    if (baseFilled) row(`filling ${OBJECTS} ConfigMaps (c=32)`, `${rate(OBJECTS / filled.seconds)} vs ${rate(OBJECTS / baseFilled.seconds)}`, 'not interleaved: this tree first');
+  }
+
   sec('Targets');
   const kc32 = k(32).perSec;
   if (etcd) row('creates/s at c=32 ≥ etcd puts/s at c=32', `${rate(kc32)} vs ${rate(e(32).perSec)}`, kc32 >= e(32).perSec ? 'met' : 'NOT met');
-  const op99 = m(openRes, (x) => x.lat.p99);
+  const op99 = op99Of(openRes);
   row('write p99 < 50 ms at 200 req/s', ms(op99), op99 < 50 ? 'met' : 'NOT met');
   row('idle RSS < 100 MB', `${rssIdle.toFixed(1)} MB`, rssIdle < 100 ? 'met' : 'NOT met');
   row('idle RSS < 100 MB, API server only', `${rssIdleApiOnly.toFixed(1)} MB`, rssIdleApiOnly < 100 ? 'met' : 'NOT met');
 
   console.log(`kybernetes API server bench — median of ${RUNS} runs, node ${process.version}, ${new Date().toISOString()}`);
   for (const [a, b, c] of rows) console.log(b || c ? `${a.padEnd(56)} ${b.padEnd(46)} ${c}` : a);
+}
+
+function op99Of(xs: OpenResult[]): number {
+  return median(xs.map((x) => x.lat.p99));
 }
 
 async function cleanup(): Promise<void> {

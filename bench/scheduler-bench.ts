@@ -19,6 +19,9 @@ import { ScheduleAlgorithm } from '../src/scheduler/schedule-algorithm.js';
 
 const UPSTREAM_FLOOR = 680;
 const CONCURRENCY = 64;
+/** the scheduler's client limits, as `kyb server` gives its components (src/cli/components.ts); the
+ *  RestClient default (200 qps) would cap bindings, and the load's creates, at 200/s */
+const SCHEDULER_CLIENT = { qps: 5000, burst: 10000 };
 
 async function pool<T>(items: T[], n: number, f: (x: T) => Promise<void>): Promise<void> {
   let i = 0;
@@ -29,7 +32,7 @@ function q(sorted: number[], p: number): number { return sorted.length ? sorted[
 
 async function workerMain(url: string): Promise<void> {
   const ac = new AbortController();
-  const s = new Scheduler(new RestClient({ server: url }), { recordScheduledEvents: false, onError: () => {} });
+  const s = new Scheduler(new RestClient({ server: url, ...SCHEDULER_CLIENT }), { recordScheduledEvents: false, onError: () => {} });
   process.on('message', (m) => {
     if (m === 'stop') ac.abort();
     if (m === 'metrics') process.send!({ nodes: s.cache.nodeCount, algo: s.metrics.algorithmMs, scheduled: s.metrics.scheduled });
@@ -63,7 +66,8 @@ async function main(): Promise<void> {
   const numPods = Number(args[1] ?? 10000);
   if (process.argv.includes('--algorithm-only')) { algorithmOnly(numNodes, numPods); return; }
   const api = await startApiServer({ store: new MemoryStore(), port: 0, requireAuth: false });
-  const client = new RestClient({ server: api.url, maxSockets: CONCURRENCY });
+  // the load: no client-side rate limit (qps 0), so that creates come as fast as the API takes them
+  const client = new RestClient({ server: api.url, maxSockets: CONCURRENCY, qps: 0 });
   const mem0 = process.memoryUsage().rss;
 
   let t = performance.now();
@@ -90,7 +94,7 @@ async function main(): Promise<void> {
     const metrics = (): Promise<{ nodes: number; algo: number[]; scheduled: number }> => new Promise((r) => { w.once('message', (m) => r(m as never)); w.send('metrics'); });
     while ((await metrics()).nodes < numNodes) await new Promise((r) => setTimeout(r, 100));
   } else {
-    scheduler = new Scheduler(new RestClient({ server: api.url }), { recordScheduledEvents: false, onError: () => {} });
+    scheduler = new Scheduler(new RestClient({ server: api.url, ...SCHEDULER_CLIENT }), { recordScheduledEvents: false, onError: () => {} });
     stopped = scheduler.run(ac.signal);
     while (scheduler.cache.nodeCount < numNodes) await new Promise((r) => setTimeout(r, 50));
   }

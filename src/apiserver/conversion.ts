@@ -129,27 +129,30 @@ function metricSpecToV1(m: Obj): Obj {
   return o;
 }
 
-function metricSpecFromV1(m: Obj): Obj {
-  const o: Obj = { type: m.type };
-  const target = (value: unknown, averageValue: unknown, averageUtilization?: unknown): Obj => {
-    const tg: Obj = { type: averageUtilization != null ? 'Utilization' : averageValue != null ? 'AverageValue' : 'Value' };
-    put(tg, 'value', value);
-    put(tg, 'averageValue', averageValue);
-    put(tg, 'averageUtilization', averageUtilization);
-    return tg;
+/** v1's annotation form → a v2 MetricSpec (values under `target`, with its type) or MetricStatus (under
+ *  `current`): the same shape, the v1 field names prefixed `target…` or `current…`. */
+function metricFromV1(m: Obj, status: boolean): Obj {
+  const o: Obj = { type: status ? (m.type ?? '') : m.type };
+  const p = status ? 'current' : 'target';
+  const values = (value: unknown, averageValue: unknown, averageUtilization?: unknown): Obj => {
+    const v: Obj = status ? {} : { type: averageUtilization != null ? 'Utilization' : averageValue != null ? 'AverageValue' : 'Value' };
+    put(v, 'value', value);
+    put(v, 'averageValue', averageValue);
+    put(v, 'averageUtilization', averageUtilization);
+    return v;
   };
   const metric = (name: unknown, selector: unknown): Obj => { const id: Obj = { name }; put(id, 'selector', selector); return id; };
   switch (m.type) {
-    case 'Object': { const x = m.object ?? {}; o.object = { describedObject: x.target, metric: metric(x.metricName, x.selector), target: target(x.targetValue, x.averageValue) }; break; }
-    case 'Pods': { const x = m.pods ?? {}; o.pods = { metric: metric(x.metricName, x.selector), target: target(undefined, x.targetAverageValue) }; break; }
-    case 'External': { const x = m.external ?? {}; o.external = { metric: metric(x.metricName, x.metricSelector), target: target(x.targetValue, x.targetAverageValue) }; break; }
+    case 'Object': { const x = m.object ?? {}; o.object = { describedObject: x.target, metric: metric(x.metricName, x.selector), [p]: values(x[`${p}Value`], x.averageValue) }; break; }
+    case 'Pods': { const x = m.pods ?? {}; o.pods = { metric: metric(x.metricName, x.selector), [p]: values(undefined, x[`${p}AverageValue`]) }; break; }
+    case 'External': { const x = m.external ?? {}; o.external = { metric: metric(x.metricName, x.metricSelector), [p]: values(x[`${p}Value`], x[`${p}AverageValue`]) }; break; }
     case 'Resource':
     case 'ContainerResource': {
       const key = m.type === 'Resource' ? 'resource' : 'containerResource';
       const x = m[key] ?? {};
       o[key] = { name: x.name };
       put(o[key], 'container', x.container);
-      o[key].target = target(undefined, x.targetAverageValue, x.targetAverageUtilization);
+      o[key][p] = values(undefined, x[`${p}AverageValue`], x[`${p}AverageUtilization`]);
       break;
     }
     default:
@@ -186,34 +189,6 @@ function metricStatusToV1(m: Obj): Obj {
       put(o[key], 'container', x.container);
       put(o[key], 'currentAverageUtilization', c(x).averageUtilization);
       put(o[key], 'currentAverageValue', c(x).averageValue);
-      break;
-    }
-    default:
-  }
-  return o;
-}
-
-function metricStatusFromV1(m: Obj): Obj {
-  const o: Obj = { type: m.type ?? '' };
-  const cur = (value: unknown, averageValue: unknown, averageUtilization?: unknown): Obj => {
-    const c: Obj = {};
-    put(c, 'value', value);
-    put(c, 'averageValue', averageValue);
-    put(c, 'averageUtilization', averageUtilization);
-    return c;
-  };
-  const metric = (name: unknown, selector: unknown): Obj => { const id: Obj = { name }; put(id, 'selector', selector); return id; };
-  switch (m.type) {
-    case 'Object': { const x = m.object ?? {}; o.object = { describedObject: x.target, metric: metric(x.metricName, x.selector), current: cur(x.currentValue, x.averageValue) }; break; }
-    case 'Pods': { const x = m.pods ?? {}; o.pods = { metric: metric(x.metricName, x.selector), current: cur(undefined, x.currentAverageValue) }; break; }
-    case 'External': { const x = m.external ?? {}; o.external = { metric: metric(x.metricName, x.metricSelector), current: cur(x.currentValue, x.currentAverageValue) }; break; }
-    case 'Resource':
-    case 'ContainerResource': {
-      const key = m.type === 'Resource' ? 'resource' : 'containerResource';
-      const x = m[key] ?? {};
-      o[key] = { name: x.name };
-      put(o[key], 'container', x.container);
-      o[key].current = cur(undefined, x.currentAverageValue, x.currentAverageUtilization);
       break;
     }
     default:
@@ -268,7 +243,7 @@ function hpaV1ToV2(h: Obj): KObject {
   put(o.spec, 'minReplicas', spec.minReplicas);
   put(o.spec, 'maxReplicas', spec.maxReplicas);
   // as upstream: the annotation's metrics first, then the CPU target
-  const metrics: Obj[] = Array.isArray(others) ? others.map((m) => metricSpecFromV1(m as Obj)) : [];
+  const metrics: Obj[] = Array.isArray(others) ? others.map((m) => metricFromV1(m as Obj, false)) : [];
   if (spec.targetCPUUtilizationPercentage != null) {
     metrics.push({ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: spec.targetCPUUtilizationPercentage } } });
   }
@@ -283,7 +258,7 @@ function hpaV1ToV2(h: Obj): KObject {
     put(o.status, 'lastScaleTime', s.lastScaleTime);
     o.status.currentReplicas = s.currentReplicas ?? 0;
     o.status.desiredReplicas = s.desiredReplicas ?? 0;
-    if (Array.isArray(currentMetrics)) o.status.currentMetrics = currentMetrics.map((m) => metricStatusFromV1(m as Obj));
+    if (Array.isArray(currentMetrics)) o.status.currentMetrics = currentMetrics.map((m) => metricFromV1(m as Obj, true));
     else if (s.currentCPUUtilizationPercentage != null) {
       o.status.currentMetrics = [{ type: 'Resource', resource: { name: 'cpu', current: { averageUtilization: s.currentCPUUtilizationPercentage } } }];
     }

@@ -184,7 +184,7 @@ export class ApiHandler {
         }
         const body = decodeObject(await readBody(req), mediaType(req));
         if (def.plural === 'bindings') { await this.bind(req, res, def, ns, body.metadata?.name ?? '', body); return; }
-        const created = await this.registry.create(def, ns, body, { dryRun });
+        const created = await this.registry.create(def, ns, body, { dryRun, handOver: true });
         sendJson(res, 201, created);
         return;
       }
@@ -194,7 +194,7 @@ export class ApiHandler {
         if (sub === 'scale') { sendJson(res, 200, await this.updateScale(def, ns, name, () => body, dryRun)); return; }
         if (def.kind === 'Namespace' && sub === 'finalize') {
           const r = await this.registry.guaranteedUpdate(def, undefined, name, (cur) => {
-            const next = clone(cur);
+            const next = cur; // a private copy
             next.spec = { ...(next.spec as object), finalizers: (body.spec as { finalizers?: string[] } | undefined)?.finalizers ?? [] };
             if (!(next.spec as { finalizers: string[] }).finalizers.length) delete (next.spec as { finalizers?: string[] }).finalizers;
             delete next.metadata!.resourceVersion;
@@ -314,19 +314,31 @@ export class ApiHandler {
       }
       for (const ev of evs) { const s = this.translate(ev, prefix, match, encode); if (s) out.push(s); }
     }
+    // the events of one store commit arrive together (synchronously, one listener call each): they are
+    // gathered and written as one chunk at the end of the tick, one socket write (and one TLS record)
+    // per commit rather than per event
+    let pending: string[] = [];
+    const writePending = () => {
+      if (pending.length === 0) return;
+      const text = pending.length === 1 ? pending[0] : pending.join('');
+      pending = [];
+      if (!res.writableEnded && !res.destroyed) res.write(text);
+    };
     const listener = (ev: CacheEvent) => {
       if (closed) return;
       const s = this.translate(ev, prefix, match, encode);
       if (!s) return;
       if (res.writableLength > WATCH_MAX_BUFFER) { cleanup(); return; } // a consumer this slow must relist
-      res.write(s);
+      pending.push(s);
+      if (pending.length === 1) process.nextTick(writePending);
     };
     cache.listeners.add(listener);
     if (out.length) res.write(out.join(''));
     const timer = setTimeout(() => cleanup(), timeoutSeconds * 1000);
-    const bm = bookmarks ? setInterval(() => { if (!closed) res.write(bookmark()); }, BOOKMARK_INTERVAL_MS) : undefined;
+    const bm = bookmarks ? setInterval(() => { if (!closed) { writePending(); res.write(bookmark()); } }, BOOKMARK_INTERVAL_MS) : undefined;
     const cleanup = () => {
       if (closed) return;
+      writePending();
       closed = true;
       cache.listeners.delete(listener);
       clearTimeout(timer);
@@ -424,7 +436,7 @@ export class ApiHandler {
       const spec = (cur.spec ?? {}) as { nodeName?: string };
       if (cur.metadata?.deletionTimestamp) throw errors.conflict('pods', name, 'pod is being deleted, cannot be assigned to a host');
       if (spec.nodeName) throw errors.conflict('pods', name, `pod ${name} is already assigned to node "${spec.nodeName}"`);
-      const next = clone(cur);
+      const next = cur; // guaranteedUpdate hands mutate a private copy
       (next.spec as Record<string, unknown>).nodeName = target;
       const st = (next.status ??= {}) as { conditions?: { type: string; status: string; lastTransitionTime?: string; lastProbeTime?: null }[] };
       const conds = (st.conditions ??= []);

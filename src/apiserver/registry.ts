@@ -27,6 +27,18 @@ export interface DeleteOptions {
 export interface WriteOptions {
   dryRun?: boolean;
   fieldManager?: string;
+  /** create: the caller hands the object over (e.g. a freshly decoded request body), so the registry
+   *  may change it in place instead of working on a copy */
+  handOver?: boolean;
+}
+
+/** The object as read for an update: from the watch cache (possibly stale) or from the store (current). */
+interface ReadState {
+  cur: KObject; // served version, metadata.resourceVersion set; private to this update
+  rev: number;
+  current: boolean;
+  /** JSON text of cur, when at hand (a second private copy is parsed from it) */
+  text?: string;
 }
 
 export interface ListOptions {
@@ -206,7 +218,7 @@ export class Registry {
   }
 
   async create(def: ResourceDef, ns: string | undefined, input: KObject, opts: WriteOptions = {}): Promise<KObject> {
-    const obj = clone(input);
+    const obj = opts.handOver ? input : clone(input);
     this.checkTypeMeta(def, obj);
     const meta = (obj.metadata ??= {});
     if (def.namespaced) {
@@ -243,10 +255,9 @@ export class Registry {
       this.validate(def, obj);
       if (opts.dryRun) return obj;
       const key = this.key(def, meta.namespace, meta.name);
-      const stored = stripRV(convert(obj, storageVersionOf(def)));
       let kv: KV;
       try {
-        kv = await this.store.create(key, JSON.stringify(stored));
+        kv = await this.store.create(key, storageJson(convert(obj, storageVersionOf(def))));
       } catch (e) {
         if (e instanceof KeyExistsError) throw errors.alreadyExists(def.plural, meta.name, def.group);
         throw e;
@@ -271,39 +282,51 @@ export class Registry {
     opts: WriteOptions & { createIfMissing?: () => KObject | Promise<KObject> } = {},
   ): Promise<{ obj: KObject; created: boolean; deleted: boolean }> {
     const key = this.key(def, ns, name);
+    // the first try works on the watch cache's copy (no store read); a decision that would end the
+    // update without a compare-and-swap write (an error, a conflict, no change, a dry run) is only
+    // taken on state read from the store, as upstream's GuaranteedUpdate does with its cached object
+    let st = this.cachedState(def, key) ?? await this.storedState(def, key);
     for (let attempt = 0; ; attempt++) {
-      const kv = await this.store.get(key);
-      if (!kv) {
+      if (!st) {
         if (opts.createIfMissing) {
           const o = await opts.createIfMissing();
           return { obj: await this.create(def, ns, o, opts), created: true, deleted: false };
         }
         throw errors.notFound(def.plural, name, def.group);
       }
-      const cur = convert(JSON.parse(kv.value) as KObject, apiVersionOf(def));
-      cur.metadata!.resourceVersion = String(kv.modRevision);
-      const next = await mutate(clone(cur));
+      const { cur, rev } = st;
+      const curRv = String(rev);
+      let next: KObject;
+      try {
+        next = await mutate(st.text !== undefined ? JSON.parse(st.text) as KObject : clone(cur));
+      } catch (e) {
+        if (!st.current) { st = await this.storedState(def, key); continue; }
+        throw e;
+      }
       const finish = this.pendingFinish.get(next); // write hooks: settled in the finally below
       this.pendingFinish.delete(next);
       let written: number | undefined;
+      let reread = false;
       try {
         const pinned = next.metadata?.resourceVersion;
-        if (pinned && pinned !== String(kv.modRevision)) {
+        if (pinned && pinned !== curRv) {
+          if (!st.current) { reread = true; continue; }
           throw errors.conflict(def.plural, name, 'the object has been modified; please apply your changes to the latest version and try again', def.group);
         }
         const out = stripRV(next);
-        const before = stripRV(cur);
-        const unchanged = JSON.stringify(out) === JSON.stringify(before);
+        const outText = storageJson(out);
+        const unchanged = outText === storageJson(cur);
         const finalize = !!next.metadata?.deletionTimestamp && !(next.metadata?.finalizers?.length) && !namespaceFinalizersPending(def, next)
           && (next.metadata?.deletionGracePeriodSeconds ?? 0) === 0;
-        if (opts.dryRun) { next.metadata!.resourceVersion = String(kv.modRevision); return { obj: next, created: false, deleted: finalize }; }
+        if ((opts.dryRun || unchanged) && !st.current) { reread = true; continue; }
+        if (opts.dryRun) { next.metadata!.resourceVersion = curRv; return { obj: next, created: false, deleted: finalize }; }
         if (finalize) {
           try {
-            const d = await this.store.delete(key, kv.modRevision);
+            const d = await this.store.delete(key, rev);
             next.metadata!.resourceVersion = String(d.modRevision);
             return { obj: next, created: false, deleted: true };
           } catch (e) {
-            if (e instanceof RevisionMismatchError && !pinned && attempt < 20) continue;
+            if (e instanceof RevisionMismatchError && !pinned && attempt < 20) { st = this.kvState(def, e.current); continue; }
             if (e instanceof KeyNotFoundError) throw errors.notFound(def.plural, name, def.group);
             if (e instanceof RevisionMismatchError) throw errors.conflict(def.plural, name, 'the object has been modified; please apply your changes to the latest version and try again', def.group);
             throw e;
@@ -311,20 +334,43 @@ export class Registry {
         }
         if (unchanged) return { obj: cur, created: false, deleted: false };
         try {
-          const w = await this.store.update(key, JSON.stringify(convert(out, storageVersionOf(def))), kv.modRevision);
+          const stored = convert(out, storageVersionOf(def));
+          const value = stored === out ? outText : storageJson(stored);
+          const w = await this.store.update(key, value, rev);
           written = w.modRevision;
           out.metadata!.resourceVersion = String(w.modRevision);
           return { obj: out, created: false, deleted: false };
         } catch (e) {
-          if (e instanceof RevisionMismatchError && !pinned && attempt < 20) continue;
+          if (e instanceof RevisionMismatchError && !pinned && attempt < 20) { st = this.kvState(def, e.current); continue; }
           if (e instanceof KeyNotFoundError) throw errors.notFound(def.plural, name, def.group);
           if (e instanceof RevisionMismatchError) throw errors.conflict(def.plural, name, 'the object has been modified; please apply your changes to the latest version and try again', def.group);
           throw e;
         }
       } finally {
         finish?.(written);
+        if (reread) st = await this.storedState(def, key);
       }
     }
+  }
+
+  /** the object under key as the watch cache has it (maybe behind the store), in the served version */
+  private cachedState(def: ResourceDef, key: string): ReadState | undefined {
+    const e = this.resourceCache(def).objects.get(key);
+    if (!e) return undefined;
+    const v = view(def, e);
+    return { cur: JSON.parse(v.json) as KObject, rev: e.rev, current: false, text: v.json };
+  }
+
+  /** the object under key as the store has it now */
+  private async storedState(def: ResourceDef, key: string): Promise<ReadState | undefined> {
+    const kv = await this.store.get(key);
+    return kv && this.kvState(def, kv);
+  }
+
+  private kvState(def: ResourceDef, kv: KV): ReadState {
+    const cur = convert(JSON.parse(kv.value) as KObject, apiVersionOf(def));
+    (cur.metadata ??= {}).resourceVersion = String(kv.modRevision);
+    return { cur, rev: kv.modRevision, current: true };
   }
 
   /**
@@ -387,13 +433,17 @@ export class Registry {
 
   async delete(def: ResourceDef, ns: string | undefined, name: string, opts: DeleteOptions = {}, wopts: WriteOptions = {}): Promise<{ obj: KObject; deleted: boolean }> {
     const key = this.key(def, ns, name);
+    // as in guaranteedUpdate: first from the watch cache, with compare-and-swap writes; a failed
+    // precondition or a dry run is only answered on state read from the store
+    let st = this.cachedState(def, key) ?? await this.storedState(def, key);
     for (let attempt = 0; ; attempt++) {
-      const kv = await this.store.get(key);
-      if (!kv) throw errors.notFound(def.plural, name, def.group);
-      const cur = convert(JSON.parse(kv.value) as KObject, apiVersionOf(def));
+      if (!st) throw errors.notFound(def.plural, name, def.group);
+      const cur = st.cur;
+      const kv = { modRevision: st.rev };
       const meta = cur.metadata!;
-      meta.resourceVersion = String(kv.modRevision);
       const pre = opts.preconditions;
+      const failed = (pre?.uid && pre.uid !== meta.uid) || (pre?.resourceVersion && pre.resourceVersion !== meta.resourceVersion);
+      if ((failed || wopts.dryRun) && !st.current) { st = await this.storedState(def, key); continue; }
       if (pre?.uid && pre.uid !== meta.uid) {
         throw errors.conflict(def.plural, name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${meta.uid}`, def.group);
       }
@@ -420,7 +470,7 @@ export class Registry {
           meta.resourceVersion = String(d.modRevision);
           return { obj: cur, deleted: true };
         } catch (e) {
-          if (e instanceof RevisionMismatchError && attempt < 20) continue;
+          if (e instanceof RevisionMismatchError && attempt < 20) { st = this.kvState(def, e.current); continue; }
           if (e instanceof KeyNotFoundError) throw errors.notFound(def.plural, name, def.group);
           throw e;
         }
@@ -448,16 +498,16 @@ export class Registry {
           meta.resourceVersion = String(d.modRevision);
           return { obj: cur, deleted: true };
         } catch (e) {
-          if (e instanceof RevisionMismatchError && attempt < 20) continue;
+          if (e instanceof RevisionMismatchError && attempt < 20) { st = this.kvState(def, e.current); continue; }
           throw e;
         }
       }
       try {
-        const w = await this.store.update(key, JSON.stringify(stripRV(convert(next, storageVersionOf(def)))), kv.modRevision);
+        const w = await this.store.update(key, storageJson(convert(next, storageVersionOf(def))), kv.modRevision);
         nm.resourceVersion = String(w.modRevision);
         return { obj: next, deleted: false };
       } catch (e) {
-        if (e instanceof RevisionMismatchError && attempt < 20) continue;
+        if (e instanceof RevisionMismatchError && attempt < 20) { st = this.kvState(def, e.current); continue; }
         if (e instanceof KeyNotFoundError) throw errors.notFound(def.plural, name, def.group);
         throw e;
       }
@@ -481,6 +531,19 @@ function cleanMeta(meta: Record<string, unknown>): void {
   }
   if (Array.isArray(meta.finalizers) && meta.finalizers.length === 0) delete meta.finalizers;
   if (Array.isArray(meta.ownerReferences) && meta.ownerReferences.length === 0) delete meta.ownerReferences;
+}
+
+/**
+ * The text the store keeps for an object: apiVersion, kind and metadata first (as upstream's
+ * serialization has them), then the other fields in their order, without metadata.resourceVersion
+ * (the store's revision is the resourceVersion). The watch cache splices the resourceVersion into
+ * this text instead of serializing each object again (watch-cache.ts toEntry).
+ */
+export function storageJson(obj: KObject): string {
+  const { apiVersion, kind, metadata, ...rest } = obj;
+  const m = { ...metadata };
+  delete m.resourceVersion;
+  return JSON.stringify({ apiVersion, kind, metadata: m, ...rest });
 }
 
 function stripRV(obj: KObject): KObject {

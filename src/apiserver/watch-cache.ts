@@ -1,7 +1,9 @@
 // The watch cache: one store watch feeds an in-memory copy of every object, kept per resource
 // (storage prefix), and a window of recent events so that client watches can resume from a
 // resourceVersion. GET, LIST and WATCH are answered from here, as kube-apiserver's cacher does.
-// Each object is serialized once per change: entries keep the parsed object and its JSON text.
+// Each object is serialized once per change: entries keep the parsed object and its JSON text, which
+// is the stored text with the resourceVersion spliced in (the registry stores apiVersion, kind and
+// metadata first so that this works; other shapes are re-serialized).
 
 import type { Store, WatchEvent, Watcher } from '../storage/store.js';
 import type { KObject } from '../api/types.js';
@@ -24,20 +26,37 @@ export interface CacheEvent {
 
 export type CacheListener = (ev: CacheEvent) => void;
 
+/** `{"apiVersion":"…","kind":"…","metadata":{` at the start of a stored value (how the registry writes them) */
+const LEADING_META = /^\{"apiVersion":"[^"\\]*","kind":"[^"\\]*","metadata":\{/;
+
 /** Decode a stored value into an entry with resourceVersion set to the revision. */
 export function toEntry(key: string, value: string, rev: number): CacheEntry {
   const obj = JSON.parse(value) as KObject;
+  const hadMeta = obj.metadata !== undefined && obj.metadata !== null;
   obj.metadata = obj.metadata ?? {};
-  obj.metadata.resourceVersion = String(rev);
-  return { key, obj, json: JSON.stringify(obj), rev };
+  const rv = String(rev);
+  // the JSON text: the stored text with the resourceVersion spliced in at the start of metadata, when
+  // its shape makes that safe (metadata at the top level, no resourceVersion in it yet); else serialize
+  let json: string | undefined;
+  if (hadMeta && obj.metadata.resourceVersion === undefined) {
+    const m = LEADING_META.exec(value);
+    if (m) {
+      const at = m[0].length;
+      json = `${value.slice(0, at)}"resourceVersion":${JSON.stringify(rv)}${value.charCodeAt(at) === 0x7d /* } */ ? '' : ','}${value.slice(at)}`;
+    }
+  }
+  obj.metadata.resourceVersion = rv;
+  return { key, obj, json: json ?? JSON.stringify(obj), rev };
 }
 
 /** One resource's slice of the cache (objects under one storage prefix). */
 export class ResourceCache {
   readonly objects = new Map<string, CacheEntry>();
-  /** recent events, oldest first */
-  readonly events: CacheEvent[] = [];
-  /** events older than this revision are not in `events` */
+  /** recent events, oldest first, from index `first` on (older slots are dropped in bulk, so that
+   *  trimming the window costs O(1) per event rather than a shift of the whole array) */
+  private events: CacheEvent[] = [];
+  private first = 0;
+  /** events older than this revision are not in the window */
   oldestRev = 0;
   readonly listeners = new Set<CacheListener>();
   private sortedKeys: string[] | null = null;
@@ -52,10 +71,15 @@ export class ResourceCache {
     }
     if (ev.type === 'DELETED') this.sortedKeys = null;
     this.events.push(ev);
-    if (this.events.length > this.capacity) {
-      const drop = this.events.length - this.capacity;
-      this.oldestRev = this.events[drop - 1].rev;
-      this.events.splice(0, drop);
+    if (this.events.length - this.first > this.capacity) {
+      const drop = this.events.length - this.first - this.capacity;
+      this.oldestRev = this.events[this.first + drop - 1].rev;
+      for (let i = this.first; i < this.first + drop; i++) (this.events as (CacheEvent | undefined)[])[i] = undefined;
+      this.first += drop;
+      if (this.first >= Math.max(1024, this.capacity)) {
+        this.events = this.events.slice(this.first);
+        this.first = 0;
+      }
     }
     for (const l of this.listeners) l(ev);
   }
@@ -70,7 +94,7 @@ export class ResourceCache {
   eventsSince(fromRev: number): CacheEvent[] | undefined {
     if (fromRev < this.oldestRev) return undefined;
     // binary search for first event with rev > fromRev
-    let lo = 0, hi = this.events.length;
+    let lo = this.first, hi = this.events.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (this.events[mid].rev <= fromRev) lo = mid + 1; else hi = mid;

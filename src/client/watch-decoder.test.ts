@@ -38,3 +38,11 @@ test('a stream cut in the middle of an event reports a partial object; garbage b
   assert.equal(d.hasPartial(), true);
   assert.throws(() => new JSONStreamDecoder().push('{"a":1} xyz'), SyntaxError);
 });
+
+test('lines that are not exactly one object (pretty-printed, two on a line) fall back to the scanner', () => {
+  const d = new JSONStreamDecoder();
+  const text = '{"type":"ADDED","n":1}\n{\n  "type": "MODIFIED",\n  "n": 2\n}\n{"n":3}{"n":4}\n\n{"n":"five\\nlines"}\n';
+  assert.deepEqual(d.push(text).map((e) => (e as { n: unknown }).n), [1, 2, 3, 4, 'five\nlines']);
+  assert.equal(d.hasPartial(), false);
+  assert.throws(() => new JSONStreamDecoder().push('{"n":1}\n42\n'), /unexpected "4" between watch events/);
+});

@@ -1,7 +1,10 @@
 // Splits a watch response body (a stream of JSON objects, one per line as the API server writes
 // them) into whole objects. Chunks may end anywhere: inside a string, between the bytes of one
 // UTF-8 character, or in the middle of a line. The scanner tracks object depth and strings, so it
-// does not depend on the newlines either.
+// does not depend on the newlines either. Fast path: at an object boundary, each complete line is
+// handed to JSON.parse as it is (a JSON encoder never writes a raw newline inside a value), so the
+// common case (one event per line, whole lines per chunk) costs no character-by-character scan; a line
+// that is not exactly one object falls back to the scanner from its start.
 import { StringDecoder } from 'node:string_decoder';
 
 export class JSONStreamDecoder {
@@ -18,6 +21,22 @@ export class JSONStreamDecoder {
   push(chunk: Buffer | string): unknown[] {
     this.buf += typeof chunk === 'string' ? chunk : this.utf8.write(chunk);
     const out: unknown[] = [];
+    if (this.depth === 0 && this.start < 0) {
+      let from = 0;
+      for (;;) {
+        const nl = this.buf.indexOf('\n', from);
+        if (nl < 0) break;
+        const line = this.buf.slice(from, nl);
+        if (line.trim() !== '') {
+          let parsed: unknown;
+          try { parsed = JSON.parse(line); } catch { break; }
+          if (typeof parsed !== 'object' || parsed === null) break;
+          out.push(parsed);
+        }
+        from = nl + 1;
+      }
+      if (from > 0) { this.buf = this.buf.slice(from); this.pos = 0; }
+    }
     const s = this.buf;
     for (let i = this.pos; i < s.length; i++) {
       const c = s.charCodeAt(i);

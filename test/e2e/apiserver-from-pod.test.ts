@@ -24,39 +24,21 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { dirname } from 'node:path';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:https';
-import { startCluster, type TestCluster } from '../integration/cluster.js';
-import { cleanupAgent, type AgentRunConfig } from '../../src/cli/agent.js';
-import { buildBusyboxImage } from '../../src/node/images/index.js';
+import type { TestCluster } from '../integration/cluster.js';
 import { internalIP } from '../../src/node/host-info.js';
+import { canRunContainers, poll, startAgentCluster, type AgentCluster } from './agent-cluster.js';
 
-const canRun = process.getuid?.() === 0 && existsSync('/bin/busybox') && existsSync('/usr/lib/cni/bridge') && existsSync('/usr/bin/openssl') && (() => {
-  try { execFileSync('runc', ['--version']); execFileSync('conmon', ['--version']); execFileSync('nft', ['--version']); return true; } catch { return false; }
-})();
+const canRun = canRunContainers(['/usr/bin/openssl']);
 const skip = !canRun && 'needs root, runc, conmon, CNI plugins, nft, busybox, openssl';
 
-const suffix = randomBytes(3).toString('hex');
-const octet = 200 + ((parseInt(suffix, 16) + 37) % 50);
-const node = `apf-${suffix}`;
-const svcNet = `10.${150 + (parseInt(suffix, 16) % 50)}.${parseInt(suffix.slice(0, 2), 16)}`;
+const svcSeed = randomBytes(2);
+const svcNet = `10.${150 + (svcSeed[0]! % 50)}.${svcSeed[1]}`;
 const SERVICE_IP = `${svcNet}.1`;
-let pre = '';
+let k: AgentCluster;
 let c: TestCluster;
-let agentCfg: AgentRunConfig;
-
-async function poll<T>(what: string, f: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try { const v = await f(); if (v !== undefined && v !== false) return v as T; } catch (e) { last = e; }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+let node = '';
 
 /** GET over HTTPS verifying the server certificate against the cluster CA (as `servername`). */
 function verifiedGet(host: string, port: number, path: string, servername?: string): Promise<{ status: number; body: string }> {
@@ -84,32 +66,16 @@ const inPod = (script: string) => c.kubectl(['exec', 'api-client', '--', '/bin/s
 
 before(async () => {
   if (!canRun) return;
-  pre = mkdtempSync(join(tmpdir(), 'kyb-apf-'));
-  mkdirSync(join(pre, 'agent', 'images', 'import'), { recursive: true });
-  await buildBusyboxImage({ out: join(pre, 'agent', 'images', 'import', 'busybox.tar'), ref: 'kyb.local/busybox:apf' });
-  agentCfg = {
-    server: '', token: '', dataDir: join(pre, 'agent'), nodeName: node,
-    runRoot: join(pre, 'run'), cgroupParent: `/kyb-apf-${suffix}`, bridge: `kyba${suffix}`, proxyTableName: `ka${suffix}`,
-  };
   // kyb's default bind address (the test clusters use 127.0.0.1 unless asked)
-  c = await startCluster(['--with-agent', '--bind-address', '0.0.0.0', '--data-dir', pre, '--node-name', node, '--cluster-cidr', `10.${octet}.0.0/16`,
-    '--service-cidr', `${svcNet}.0/24`, '--cluster-dns', `${svcNet}.10`,
-    '--cluster-dns-upstream', 'none', '--agent-run-dir', agentCfg.runRoot!, '--cgroup-parent', agentCfg.cgroupParent!,
-    '--pod-bridge', agentCfg.bridge!, '--proxy-table', agentCfg.proxyTableName!]);
+  k = await startAgentCluster({
+    name: 'apf', octets: [225, 25], images: [{ ref: 'kyb.local/busybox:apf' }],
+    args: ['--bind-address', '0.0.0.0', '--service-cidr', `${svcNet}.0/24`, '--cluster-dns', `${svcNet}.10`],
+  });
+  c = k.c;
+  node = k.node;
 });
 
-after(async () => {
-  if (!canRun) return;
-  try {
-    await c?.server.stop();
-    await cleanupAgent(agentCfg);
-  } finally {
-    await c?.stop().catch(() => undefined);
-    rmSync(pre, { recursive: true, force: true });
-  }
-  assert.ok(!execFileSync('ip', ['link', 'show']).toString().includes(agentCfg.bridge!), 'bridge removed');
-  assert.ok(!execFileSync('nft', ['list', 'tables']).toString().includes(agentCfg.proxyTableName!), 'proxy table removed');
-});
+after(async () => { if (canRun) await k?.stop(); });
 
 test('default/kubernetes advertises the node IP and the real port; the certificate names the Service', { skip }, async () => {
   const advertise = internalIP();

@@ -5,72 +5,36 @@
 // through a hostPath volume, so the same pods burn and then idle.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { startCluster, type TestCluster } from '../integration/cluster.js';
-import { cleanupAgent, type AgentRunConfig } from '../../src/cli/agent.js';
-import { buildBusyboxImage } from '../../src/node/images/index.js';
+import type { TestCluster } from '../integration/cluster.js';
+import { canRunContainers, poll, startAgentCluster, type AgentCluster } from './agent-cluster.js';
 
-const canRun = process.getuid?.() === 0 && existsSync('/bin/busybox') && existsSync('/usr/lib/cni/bridge') && (() => {
-  try { execFileSync('runc', ['--version']); execFileSync('conmon', ['--version']); execFileSync('nft', ['--version']); return true; } catch { return false; }
-})();
+const canRun = canRunContainers();
 const skip = !canRun && 'needs root, runc, conmon, CNI plugins, nft, busybox';
 
-const suffix = randomBytes(3).toString('hex');
-const octet = 150 + ((parseInt(suffix, 16) + 7) % 40);
-const node = `hpa-${suffix}`;
-let pre = '';
-let loadDir = '';
+let k: AgentCluster;
 let c: TestCluster;
-let agentCfg: AgentRunConfig;
-
-async function poll<T>(what: string, f: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try { const v = await f(); if (v !== undefined && v !== false) return v as T; } catch (e) { last = e; }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+let loadDir = '';
 
 before(async () => {
   if (!canRun) return;
-  pre = mkdtempSync(join(tmpdir(), 'kyb-hpa-'));
-  loadDir = join(pre, 'load');
+  k = await startAgentCluster({
+    name: 'hpa', octets: [150, 40],
+    args: ['--metric-resolution', '2s', '--horizontal-pod-autoscaler-sync-period', '3s', '--horizontal-pod-autoscaler-downscale-stabilization', '15s'],
+  });
+  c = k.c;
+  loadDir = join(k.dir, 'load');
   mkdirSync(loadDir);
-  mkdirSync(join(pre, 'agent', 'images', 'import'), { recursive: true });
-  await buildBusyboxImage({ out: join(pre, 'agent', 'images', 'import', 'busybox.tar') });
-  agentCfg = {
-    server: '', token: '', dataDir: join(pre, 'agent'), nodeName: node,
-    runRoot: join(pre, 'run'), cgroupParent: `/kyb-hpa-${suffix}`, bridge: `kybh${suffix}`, proxyTableName: `kh${suffix}`,
-  };
-  c = await startCluster(['--with-agent', '--data-dir', pre, '--node-name', node, '--cluster-cidr', `10.${octet}.0.0/16`,
-    '--cluster-dns-upstream', 'none', '--agent-run-dir', agentCfg.runRoot!, '--cgroup-parent', agentCfg.cgroupParent!,
-    '--pod-bridge', agentCfg.bridge!, '--proxy-table', agentCfg.proxyTableName!,
-    '--metric-resolution', '2s', '--horizontal-pod-autoscaler-sync-period', '3s',
-    '--horizontal-pod-autoscaler-downscale-stabilization', '15s']);
 });
 
-after(async () => {
-  if (!canRun) return;
-  try {
-    await c?.server.stop();
-    await cleanupAgent(agentCfg);
-  } finally {
-    await c?.stop().catch(() => undefined);
-    rmSync(pre, { recursive: true, force: true });
-  }
-});
+after(async () => { if (canRun) await k?.stop(); });
 
 const BURN = `while :; do if [ -e /load/on ]; then i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; else sleep 1; fi; done`;
 
 test('an HPA at 50% CPU scales a deployment up under load and down after the stabilization window; kubectl top shows the load', { skip }, async (t) => {
-  await poll('node registered', async () => (await c.kubectl(['get', 'node', node], { allowFail: true })).code === 0);
-  await c.kubectl(['wait', '--for=condition=Ready', `node/${node}`, '--timeout=90s']);
+  await poll('node registered', async () => (await c.kubectl(['get', 'node', k.node], { allowFail: true })).code === 0);
+  await c.kubectl(['wait', '--for=condition=Ready', `node/${k.node}`, '--timeout=90s']);
   const manifest = c.writeFile('burn.yaml', JSON.stringify({
     apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'burn' },
     spec: {

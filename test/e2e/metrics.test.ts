@@ -7,37 +7,16 @@
 // and rule afterwards.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { startCluster, type TestCluster } from '../integration/cluster.js';
-import { cleanupAgent, type AgentRunConfig } from '../../src/cli/agent.js';
-import { buildBusyboxImage } from '../../src/node/images/index.js';
+import type { TestCluster } from '../integration/cluster.js';
+import { canRunContainers, poll, startAgentCluster, type AgentCluster } from './agent-cluster.js';
 
-const canRun = process.getuid?.() === 0 && existsSync('/bin/busybox') && existsSync('/usr/lib/cni/bridge') && (() => {
-  try { execFileSync('runc', ['--version']); execFileSync('conmon', ['--version']); execFileSync('nft', ['--version']); return true; } catch { return false; }
-})();
+const canRun = canRunContainers();
 const skip = !canRun && 'needs root, runc, conmon, CNI plugins, nft, busybox';
 
-const suffix = randomBytes(3).toString('hex');
-const octet = 100 + ((parseInt(suffix, 16) + 13) % 50);
-const node = `met-${suffix}`;
-const ns2 = `top-${suffix}`;
-let pre = '';
+let k: AgentCluster;
 let c: TestCluster;
-let agentCfg: AgentRunConfig;
-
-async function poll<T>(what: string, f: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try { const v = await f(); if (v !== undefined && v !== false) return v as T; } catch (e) { last = e; }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
+let node = '';
+let ns2 = '';
 
 /** the rows of a kubectl table, split on whitespace, without the header */
 const rows = (out: string) => out.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
@@ -45,33 +24,13 @@ const milli = (cpu: string) => { const m = /^(\d+)m$/.exec(cpu); assert.ok(m, `c
 
 before(async () => {
   if (!canRun) return;
-  pre = mkdtempSync(join(tmpdir(), 'kyb-met-'));
-  mkdirSync(join(pre, 'agent', 'images', 'import'), { recursive: true });
-  await buildBusyboxImage({ out: join(pre, 'agent', 'images', 'import', 'bb.tar'), ref: 'kyb.local/bb:1' });
-  agentCfg = {
-    server: '', token: '', dataDir: join(pre, 'agent'), nodeName: node,
-    runRoot: join(pre, 'run'), cgroupParent: `/kyb-met-${suffix}`, bridge: `kybm${suffix}`, proxyTableName: `km${suffix}`,
-  };
-  c = await startCluster(['--with-agent', '--data-dir', pre, '--node-name', node, '--cluster-cidr', `10.${octet}.0.0/16`,
-    '--cluster-dns-upstream', 'none', '--agent-run-dir', agentCfg.runRoot!, '--cgroup-parent', agentCfg.cgroupParent!,
-    '--pod-bridge', agentCfg.bridge!, '--proxy-table', agentCfg.proxyTableName!, '--metric-resolution', '1s']);
+  k = await startAgentCluster({ name: 'met', octets: [100, 50], images: [{ ref: 'kyb.local/bb:1' }], args: ['--metric-resolution', '1s'] });
+  c = k.c;
+  node = k.node;
+  ns2 = `top-${k.suffix}`;
 });
 
-after(async () => {
-  if (!canRun) return;
-  try {
-    await c?.server.stop();
-    await cleanupAgent(agentCfg);
-  } finally {
-    await c?.stop().catch(() => undefined);
-    rmSync(pre, { recursive: true, force: true });
-  }
-  assert.deepEqual(readdirSync(join(pre, '..')).filter((d) => d === pre.split('/').pop()), []);
-  assert.ok(!execFileSync('ip', ['link', 'show']).toString().includes(agentCfg.bridge!), 'bridge removed');
-  assert.ok(!existsSync(`/sys/fs/cgroup/memory${agentCfg.cgroupParent}`), 'cgroups removed');
-  assert.ok(!existsSync(`/sys/fs/cgroup/cpuacct${agentCfg.cgroupParent}`), 'cgroups removed');
-  assert.ok(!execFileSync('nft', ['list', 'tables']).toString().includes(agentCfg.proxyTableName!), 'proxy table removed');
-});
+after(async () => { if (canRun) await k?.stop(); });
 
 const pod = (name: string, namespace: string, containers: { name: string; command: string[]; cpuLimit?: string }[]) => ({
   apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels: { app: name } },

@@ -6,37 +6,17 @@
 // (cleanupAgent) then removes every container, network namespace, the bridge, cgroups and rules.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { startCluster, type TestCluster } from '../integration/cluster.js';
-import { cleanupAgent, type AgentRunConfig } from '../../src/cli/agent.js';
-import { buildBusyboxImage } from '../../src/node/images/index.js';
+import type { TestCluster } from '../integration/cluster.js';
+import { canRunContainers, poll, startAgentCluster, type AgentCluster } from './agent-cluster.js';
 
-const canRun = process.getuid?.() === 0 && existsSync('/bin/busybox') && existsSync('/usr/lib/cni/bridge') && (() => {
-  try { execFileSync('runc', ['--version']); execFileSync('conmon', ['--version']); execFileSync('nft', ['--version']); return true; } catch { return false; }
-})();
+const canRun = canRunContainers();
 const skip = !canRun && 'needs root, runc, conmon, CNI plugins, nft, busybox';
 
-const suffix = randomBytes(3).toString('hex');
-const octet = 200 + ((parseInt(suffix, 16) + 25) % 50);
-const node = `srv-${suffix}`;
-let pre = '';
+let k: AgentCluster;
 let c: TestCluster;
-let agentCfg: AgentRunConfig;
-
-async function poll<T>(what: string, f: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try { const v = await f(); if (v !== undefined && v !== false) return v as T; } catch (e) { last = e; }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+let node = '';
 
 /** One HTTP GET on a new connection (retried once: this checks reachability and spread, not loss); the body. */
 function get(host: string, port: number, timeoutMs = 5000): Promise<string> {
@@ -60,33 +40,15 @@ const json = async (args: string[]) => JSON.parse((await c.kubectl([...args, '-o
 
 before(async () => {
   if (!canRun) return;
-  pre = mkdtempSync(join(tmpdir(), 'kyb-srv-'));
-  mkdirSync(join(pre, 'agent', 'images', 'import'), { recursive: true });
-  await buildBusyboxImage({ out: join(pre, 'agent', 'images', 'import', 'v1.tar'), ref: 'kyb.local/web:v1' });
-  await buildBusyboxImage({ out: join(pre, 'agent', 'images', 'import', 'v2.tar'), ref: 'kyb.local/web:v2', files: { '/www/version': 'v2\n' } });
-  agentCfg = {
-    server: '', token: '', dataDir: join(pre, 'agent'), nodeName: node,
-    runRoot: join(pre, 'run'), cgroupParent: `/kyb-srv-${suffix}`, bridge: `kybs${suffix}`, proxyTableName: `ks${suffix}`,
-  };
-  c = await startCluster(['--with-agent', '--data-dir', pre, '--node-name', node, '--cluster-cidr', `10.${octet}.0.0/16`,
-    '--cluster-dns-upstream', 'none', '--agent-run-dir', agentCfg.runRoot!, '--cgroup-parent', agentCfg.cgroupParent!,
-    '--pod-bridge', agentCfg.bridge!, '--proxy-table', agentCfg.proxyTableName!]);
+  k = await startAgentCluster({
+    name: 'srv', octets: [200, 25],
+    images: [{ ref: 'kyb.local/web:v1' }, { ref: 'kyb.local/web:v2', files: { '/www/version': 'v2\n' } }],
+  });
+  c = k.c;
+  node = k.node;
 });
 
-after(async () => {
-  if (!canRun) return;
-  try {
-    await c?.server.stop();
-    await cleanupAgent(agentCfg);
-  } finally {
-    await c?.stop().catch(() => undefined);
-    rmSync(pre, { recursive: true, force: true });
-  }
-  assert.deepEqual(readdirSync(join(pre, '..')).filter((d) => d === pre.split('/').pop()), []);
-  assert.ok(!execFileSync('ip', ['link', 'show']).toString().includes(agentCfg.bridge!), 'bridge removed');
-  assert.ok(!existsSync(`/sys/fs/cgroup/memory${agentCfg.cgroupParent}`), 'cgroups removed');
-  assert.ok(!execFileSync('nft', ['list', 'tables']).toString().includes(agentCfg.proxyTableName!), 'proxy table removed');
-});
+after(async () => { if (canRun) await k?.stop(); });
 
 test('the server runs its own node agent: node Ready, control-plane labels, kube-dns', { skip }, async () => {
   // the agent registers its Node once it has started (kubectl wait needs the object to exist)

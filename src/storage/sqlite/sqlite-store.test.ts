@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { storeConformance } from '../conformance.js';
@@ -105,5 +105,26 @@ test('automatic compaction keeps the last retainRevisions revisions', async () =
   while ((await s.compactedRevision()) !== 7 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   assert.equal(await s.compactedRevision(), 7);
   assert.equal(await s.count('/k/'), 12);
+  await s.close();
+});
+
+test('the store checkpoints the WAL itself: it stays bounded, and every write survives reopen', async () => {
+  const path = fresh();
+  let s = SqliteStore.open(path, { compactInterval: 0 });
+  const big = 'v'.repeat(20_000);
+  // ~24 MB of values (twice that with the log), in batches of 20 concurrent writes
+  for (let b = 0; b < 60; b++) {
+    await Promise.all(Array.from({ length: 20 }, (_, i) => s.create(`/big/${String(b * 20 + i).padStart(5, '0')}`, `${b * 20 + i}:${big}`)));
+  }
+  const rev = await s.currentRevision();
+  assert.equal(rev, 1200);
+  // without checkpoints the WAL would hold every page written (> 48 MB)
+  assert.ok(statSync(`${path}-wal`).size < 16 << 20, `WAL is ${statSync(`${path}-wal`).size} bytes`);
+  await s.close();
+  s = SqliteStore.open(path, { compactInterval: 0 });
+  assert.equal(await s.currentRevision(), 1200);
+  assert.equal(await s.count('/big/'), 1200);
+  assert.equal((await s.get('/big/00777'))?.value, `777:${big}`);
+  assert.equal((await s.create('/after', 'x')).modRevision, 1201);
   await s.close();
 });

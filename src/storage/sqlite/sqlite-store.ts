@@ -1,4 +1,4 @@
-// The embedded driver: one SQLite file (WAL, synchronous=FULL) owned by this process alone.
+// The embedded driver: one SQLite file (WAL) owned by this process alone.
 //
 //   kv(key, value, create_rev, mod_rev)                         the current state
 //   log(rev, key, type, value, create_rev, prev_value, prev_mod_rev)   one row per revision, for watch
@@ -6,11 +6,34 @@
 //
 // Writes are group-committed: every write that arrives before the next setImmediate joins one
 // transaction, evaluated in arrival order (a failed compare-and-swap fails only its own write and
-// takes no revision), and every caller is answered only after COMMIT returned, i.e. after the WAL
-// was fsynced. Because this process is the only writer (the file is locked exclusively), watch events
-// are published in-process straight after the commit; watch-from-revision replays the log table.
+// takes no revision). Because this process is the only writer (the file is locked exclusively), watch
+// events are published in-process; watch-from-revision replays the log table.
+//
+// Durability without blocking the event loop. better-sqlite3 is synchronous, so with
+// synchronous=FULL every COMMIT waited for the WAL's fsync on the API server's thread (2-10 ms here,
+// during which no request was parsed or answered). Instead the connection runs with synchronous=NORMAL,
+// under which a WAL-mode COMMIT only write()s its frames (SQLite still syncs the WAL before and the
+// database after every checkpoint, and the WAL header when the WAL is reused), and the store fsyncs
+// the WAL file itself on libuv's thread pool (fs.fsync on a descriptor of `<db>-wal`: fsync is per
+// file, whichever descriptor asks). Only when that fsync has returned are the callers of the batches
+// it covers answered and their events published, in revision order. Writes that arrive while an fsync
+// is running are not committed yet: they gather and are committed in one transaction when it returns,
+// then fsynced together (so batches stay as large as when the loop itself waited for the fsync).
+//
+// Nothing that is not yet durable is shown to anyone: a write's own caller, the watchers, reads
+// (get/list/count answer once what they read is durable) and watch replay (which stops at the last
+// published revision; later ones come live) all wait for the fsync. If the WAL file cannot be found
+// the store falls back to synchronous=FULL (durable at COMMIT); if an fsync fails, the store fails
+// every waiting write and closes, since what is on disk can no longer be known.
+//
+// Checkpoints (copying the WAL back into the database file) are the store's too, so that they do not
+// stall the loop either: automatic checkpointing is off; after an fsync, once about 4 MB went into
+// the WAL since the last one, the store checkpoints with synchronous=OFF (the WAL was just fsynced,
+// so this only copies pages into the page cache) and fsyncs the database file on the thread pool.
+// No transaction starts until that fsync returned, because the next one restarts the WAL over the
+// frames just copied, which must not happen before the copy is on disk.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, fsync, fsyncSync, mkdirSync, openSync, realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   CompactedError, KeyExistsError, KeyNotFoundError, RevisionMismatchError,
@@ -36,6 +59,8 @@ export interface SqliteStoreStats {
 }
 
 const SCHEMA_VERSION = 1;
+/** checkpoint once about this many bytes went into the WAL (SQLite's own default is 1000 pages) */
+const CHECKPOINT_BYTES = 4 << 20;
 const TYPE_CODE: Record<WatchEventType, number> = { create: 0, update: 1, delete: 2 };
 
 interface Row { value: string; create_rev: number; mod_rev: number }
@@ -52,11 +77,34 @@ type Op =
 
 type Outcome = { ok: true; kv: KV; ev: WatchEvent } | { ok: false; err: Error };
 
+/** a committed batch whose callers wait for the fsync that makes revision `upTo` durable */
+interface Committed { ops: Op[]; outcomes: Outcome[]; upTo: number }
+/** a read that is answered once revision `upTo` is durable */
+interface ReadWaiter { upTo: number; resolve(): void; reject(e: unknown): void }
+
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly hub = new WatchHub();
+  /** the last durable revision, whose events are published (currentRevision) */
   private rev: number;
+  /** the last committed revision (== rev unless an fsync is pending) */
+  private committedRev: number;
   private compacted: number;
+  /** `<db>-wal`, fsynced by the store after commits; undefined: COMMIT itself is durable */
+  private walPath: string | undefined;
+  private wal: { fd: number; ino: number } | undefined;
+  /** batches committed and not yet durable, oldest first */
+  private committed: Committed[] = [];
+  private readWaiters: ReadWaiter[] = [];
+  /** an fsync (of the WAL, or of the database after a checkpoint) is running: no commit starts */
+  private syncing = false;
+  /** the running fsync is the database file's, after a checkpoint */
+  private checkpointing = false;
+  /** descriptor of the database file, for the fsync after a checkpoint */
+  private dbFd: number | undefined;
+  /** about how many bytes went into the WAL since the last checkpoint */
+  private walBytes = 0;
+  private failed: Error | undefined;
   private queue: Op[] = [];
   private flushTimer: NodeJS.Immediate | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
@@ -89,11 +137,14 @@ export class SqliteStore implements Store {
       // the exclusive lock makes this process the only writer, which in-process watch relies on;
       // it is taken by the first write below and held until close (or the process dies)
       db.pragma('locking_mode = EXCLUSIVE');
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      // WAL: commits write, the store fsyncs (see the top of the file); anything else: COMMIT syncs
+      const walPath = path !== ':memory:' && mode === 'wal' ? `${realpathSync(path)}-wal` : undefined;
+      db.pragma(walPath ? 'synchronous = NORMAL' : 'synchronous = FULL');
+      if (walPath) db.pragma('wal_autocheckpoint = 0'); // the store checkpoints (see the top of the file)
       db.pragma('cache_size = -32000');
       db.exec('BEGIN IMMEDIATE; COMMIT');
-      return new SqliteStore(db, opts);
+      return new SqliteStore(db, opts, walPath);
     } catch (err) {
       db.close();
       if ((err as { code?: string }).code === 'SQLITE_BUSY') {
@@ -103,8 +154,9 @@ export class SqliteStore implements Store {
     }
   }
 
-  private constructor(db: Database.Database, opts: SqliteStoreOptions) {
+  private constructor(db: Database.Database, opts: SqliteStoreOptions, walPath: string | undefined) {
     this.db = db;
+    this.walPath = walPath;
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) {
       throw new Error(`sqlite store schema version ${version} is newer than this program understands (${SCHEMA_VERSION})`);
@@ -141,6 +193,7 @@ export class SqliteStore implements Store {
     const maxLog = (db.prepare('SELECT max(rev) FROM log').pluck().get() as number | null) ?? 0;
     // compaction may have removed every log row; the revision never goes below the compacted one
     this.rev = Math.max(maxLog, this.compacted);
+    this.committedRev = this.rev;
 
     const interval = opts.compactInterval ?? 5 * 60_000;
     const retain = opts.retainRevisions ?? 10_000;
@@ -161,6 +214,7 @@ export class SqliteStore implements Store {
   async get(key: string): Promise<KV | undefined> {
     this.open();
     const row = this.st.get.get(key);
+    await this.durable();
     return row && toKV(key, row);
   }
 
@@ -171,21 +225,29 @@ export class SqliteStore implements Store {
     let after: string | undefined;
     if (opts.startAfter !== undefined) {
       if (opts.startAfter.startsWith(prefix)) after = opts.startAfter;
-      else if (compareCodePoints(opts.startAfter, prefix) > 0) return { items: [], revision: this.rev, more: false };
+      else if (compareCodePoints(opts.startAfter, prefix) > 0) {
+        const revision = this.committedRev;
+        await this.durable();
+        return { items: [], revision, more: false };
+      }
     }
+    const revision = this.committedRev;
     const fetch = limit < 0 ? -1 : limit + 1;
     const rows = after === undefined
       ? (end === undefined ? this.st.listFrom.all(prefix, fetch) : this.st.listFromTo.all(prefix, end, fetch))
       : (end === undefined ? this.st.listAfter.all(after, fetch) : this.st.listAfterTo.all(after, end, fetch));
     const more = limit > 0 && rows.length > limit;
     if (more) rows.length = limit;
-    return { items: rows.map((r) => toKV(r.key, r)), revision: this.rev, more };
+    await this.durable();
+    return { items: rows.map((r) => toKV(r.key, r)), revision, more };
   }
 
   async count(prefix: string): Promise<number> {
     this.open();
     const end = prefixEndCodePoint(prefix);
-    return (end === undefined ? this.st.countFrom.get(prefix) : this.st.countFromTo.get(prefix, end))!.n;
+    const n = (end === undefined ? this.st.countFrom.get(prefix) : this.st.countFromTo.get(prefix, end))!.n;
+    await this.durable();
+    return n;
   }
 
   create(key: string, value: string): Promise<KV> {
@@ -201,16 +263,18 @@ export class SqliteStore implements Store {
   }
 
   watch(prefix: string, fromRevision: number, cb: WatchCallbacks): Watcher {
-    if (this.closed) return this.hub.failed(cb, new Error('store is closed'));
+    if (this.closed) return this.hub.failed(cb, this.failed ?? new Error('store is closed'));
     if (!Number.isInteger(fromRevision) || fromRevision < 0) {
       return this.hub.failed(cb, new RangeError(`invalid watch revision ${fromRevision}`));
     }
     if (fromRevision === 0) return this.hub.add(prefix, this.rev, [], cb);
     if (fromRevision < this.compacted) return this.hub.failed(cb, new CompactedError(fromRevision, this.compacted));
-    // read synchronously: no commit can land between this read and the registration below
+    // read synchronously: no commit can be published between this read and the registration below.
+    // Revisions committed but not yet durable are left out: they are published (live) after their fsync.
     const end = prefixEndCodePoint(prefix);
     const rows = end === undefined ? this.st.logFrom.all(fromRevision, prefix) : this.st.logFromTo.all(fromRevision, prefix, end);
-    return this.hub.add(prefix, fromRevision, rows.map(toEvent), cb);
+    const published = rows.filter((r) => r.rev <= this.rev);
+    return this.hub.add(prefix, fromRevision, published.map(toEvent), cb);
   }
 
   async currentRevision(): Promise<number> {
@@ -233,15 +297,50 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.flushTimer) clearImmediate(this.flushTimer);
-    this.flush();
+    this.flushTimer = undefined;
+    try { this.checkpointDurable(); } catch (err) { this.fail(err); return; }
+    this.flush(true);
+    // answer everything committed so far, after one last (synchronous) fsync
+    if (!this.failed && this.committedRev > this.rev) {
+      try {
+        if (this.wal) fsyncSync(this.wal.fd);
+        this.release(this.committedRev);
+      } catch (err) {
+        this.fail(err);
+      }
+    }
+    this.shutdown(new Error('store is closed'));
+  }
+
+  /** end the store: every waiting caller and watch gets err, the database is closed */
+  private shutdown(err: Error): void {
+    if (this.closed) return;
     this.closed = true;
+    if (this.flushTimer) clearImmediate(this.flushTimer);
     if (this.compactTimer) clearInterval(this.compactTimer);
-    this.hub.failAll(new Error('store is closed'));
+    for (const b of this.committed) for (const op of b.ops) op.reject(err);
+    this.committed = [];
+    for (const op of this.queue) op.reject(err);
+    this.queue = [];
+    for (const w of this.readWaiters) w.reject(err);
+    this.readWaiters = [];
+    this.hub.failAll(err);
+    if (this.wal) { try { closeSync(this.wal.fd); } catch { /* already gone */ } this.wal = undefined; }
+    if (this.dbFd !== undefined) { try { closeSync(this.dbFd); } catch { /* already gone */ } this.dbFd = undefined; }
     this.db.close();
+  }
+
+  /** an fsync failed: nothing since the last good one can be called durable */
+  private fail(cause: unknown): void {
+    const err = new Error(`sqlite store: fsync of the write-ahead log failed, the store is closed: ${(cause as Error)?.message ?? cause}`, { cause });
+    this.failed = err;
+    process.stderr.write(`${err.message}\n`);
+    this.shutdown(err);
   }
 
   private compactSync(revision: number): void {
     if (revision <= this.compacted) return;
+    try { this.checkpointDurable(); } catch (err) { this.fail(err); throw err; }
     this.db.transaction(() => {
       this.st.deleteLog.run(revision);
       this.st.setMeta.run('compacted', revision);
@@ -250,7 +349,7 @@ export class SqliteStore implements Store {
   }
 
   private enqueue(make: (resolve: (kv: KV) => void, reject: (e: unknown) => void) => Op, value: unknown): Promise<KV> {
-    if (this.closed) return Promise.reject(new Error('store is closed'));
+    if (this.closed) return Promise.reject(this.failed ?? new Error('store is closed'));
     if (typeof value !== 'string') return Promise.reject(new TypeError(`store values are strings, got ${typeof value}`));
     return new Promise<KV>((resolve, reject) => {
       this.queue.push(make(resolve, reject));
@@ -258,9 +357,12 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** run every queued write in one transaction, then answer the callers and publish the events */
-  private flush(): void {
+  /** run every queued write in one transaction; its callers are answered once it is durable (sync()) */
+  private flush(force = false): void {
     this.flushTimer = undefined;
+    // while an fsync runs, writes gather in the queue and are committed together when it returns:
+    // one transaction (a few WAL pages) for the lot rather than one per setImmediate
+    if (this.syncing && !force) return;
     const ops = this.queue;
     if (ops.length === 0) return;
     this.queue = [];
@@ -283,23 +385,136 @@ export class SqliteStore implements Store {
         }
       }
     }
-    const events: WatchEvent[] = [];
-    for (let i = 0; i < ops.length; i++) {
-      const o = outcomes[i];
-      if (o.ok) {
-        events.push(o.ev);
-        ops[i].resolve(o.kv);
-      } else {
-        ops[i].reject(o.err);
+    // every outcome, failures included (they may have read state that is not durable yet), waits for
+    // the fsync that covers this commit
+    this.committed.push({ ops, outcomes, upTo: this.committedRev });
+    this.sync();
+  }
+
+  /** resolves once everything committed so far is durable (at once when it is) */
+  private durable(): Promise<void> | undefined {
+    if (this.committedRev === this.rev) return undefined;
+    const upTo = this.committedRev;
+    return new Promise<void>((resolve, reject) => {
+      this.readWaiters.push({ upTo, resolve, reject });
+    });
+  }
+
+  /** make everything committed durable: answer at once if COMMIT synced, else start an fsync */
+  private sync(): void {
+    if (this.closed || this.syncing || this.committed.length === 0) return;
+    // nothing written since the last fsync (e.g. a batch of failed compare-and-swaps), or COMMIT synced
+    if (this.committedRev === this.rev || !this.walPath) { this.release(this.committedRev); return; }
+    let wal: { fd: number; ino: number };
+    try {
+      wal = this.walFile();
+    } catch (err) {
+      // no WAL where it should be: let COMMIT sync from now on, and make what was written durable now
+      process.stderr.write(`sqlite store: cannot open ${this.walPath} (${(err as Error).message}); using synchronous=FULL\n`);
+      this.walPath = undefined;
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('wal_autocheckpoint = 1000');
+      try { this.db.exec('BEGIN IMMEDIATE; COMMIT'); this.db.pragma('wal_checkpoint(FULL)'); } catch (e) { this.fail(e); return; }
+      this.release(this.committedRev);
+      return;
+    }
+    this.syncing = true;
+    const upTo = this.committedRev;
+    fsync(wal.fd, (err) => {
+      this.syncing = false;
+      if (this.closed) return;
+      if (err) { this.fail(err); return; }
+      this.release(upTo);
+      if (this.walBytes >= CHECKPOINT_BYTES) this.checkpoint();
+      else this.resume();
+    });
+  }
+
+  /** after an fsync: commit what gathered meanwhile (which starts the next fsync) */
+  private resume(): void {
+    if (this.queue.length > 0 && !this.flushTimer) this.flush();
+    else this.sync();
+  }
+
+  /** a transaction is about to start outside the usual cycle (close, compaction): if a checkpoint's
+   *  fsync is still running, make the database file durable now, since the transaction may restart
+   *  the WAL over the frames that checkpoint copied */
+  private checkpointDurable(): void {
+    if (!this.checkpointing || this.dbFd === undefined) return;
+    fsyncSync(this.dbFd);
+    this.checkpointing = false; // the fsync running on the thread pool finds nothing left to do
+  }
+
+  /** copy the WAL into the database file (the WAL is fsynced: nothing is committed since), then fsync
+   *  the database file; commits wait for that fsync (see the top of the file) */
+  private checkpoint(): void {
+    this.walBytes = 0;
+    try {
+      this.db.pragma('synchronous = OFF');
+      try {
+        this.db.pragma('wal_checkpoint(PASSIVE)');
+      } finally {
+        this.db.pragma('synchronous = NORMAL');
       }
+      this.dbFd ??= openSync(this.walPath!.slice(0, -'-wal'.length), 'r');
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    this.syncing = true;
+    this.checkpointing = true;
+    fsync(this.dbFd, (err) => {
+      this.syncing = false;
+      this.checkpointing = false;
+      if (this.closed) return;
+      if (err) { this.fail(err); return; }
+      this.resume();
+    });
+  }
+
+  /** the WAL's descriptor, (re)opened if SQLite replaced the file; its directory is synced when it is new */
+  private walFile(): { fd: number; ino: number } {
+    const path = this.walPath!;
+    const ino = statSync(path).ino;
+    if (this.wal?.ino === ino) return this.wal;
+    if (this.wal) closeSync(this.wal.fd);
+    this.wal = undefined;
+    const fd = openSync(path, 'r');
+    const dir = openSync(dirname(path), 'r');
+    try { fsyncSync(dir); } finally { closeSync(dir); }
+    this.wal = { fd, ino };
+    return this.wal;
+  }
+
+  /** revision upTo is durable: answer the batches and reads it covers and publish their events, in order */
+  private release(upTo: number): void {
+    const done: Committed[] = [];
+    while (this.committed.length > 0 && this.committed[0].upTo <= upTo) done.push(this.committed.shift()!);
+    const events: WatchEvent[] = [];
+    for (const b of done) {
+      for (let i = 0; i < b.ops.length; i++) {
+        const o = b.outcomes[i];
+        if (o.ok) {
+          events.push(o.ev);
+          b.ops[i].resolve(o.kv);
+        } else {
+          b.ops[i].reject(o.err);
+        }
+      }
+    }
+    if (upTo > this.rev) this.rev = upTo;
+    if (this.readWaiters.length > 0) {
+      const ready = this.readWaiters.filter((w) => w.upTo <= upTo);
+      this.readWaiters = this.readWaiters.filter((w) => w.upTo > upTo);
+      for (const w of ready) w.resolve();
     }
     if (events.length > 0) this.hub.publish(events);
   }
 
-  /** one transaction; on success this.rev has advanced past every successful write */
+  /** one transaction; on success this.committedRev has advanced past every successful write */
   private runBatch(ops: Op[]): Outcome[] {
     const st = this.st;
-    let next = this.rev;
+    let next = this.committedRev;
     const outcomes: Outcome[] = [];
     this.db.transaction(() => {
       for (const op of ops) {
@@ -333,17 +548,19 @@ export class SqliteStore implements Store {
         }
       }
     })();
-    // COMMIT has returned: the batch is durable
-    if (next > this.rev) {
+    // COMMIT has returned: the batch is written (durable once the WAL is fsynced, see sync())
+    if (next > this.committedRev) {
+      this.walBytes += 8192; // the pages of kv, log and the key index a transaction rewrites, about
+      for (const op of ops) if (op.kind !== 'delete') this.walBytes += 2 * op.value.length;
       this.counters.transactions++;
-      this.counters.writes += next - this.rev;
-      this.rev = next;
+      this.counters.writes += next - this.committedRev;
+      this.committedRev = next;
     }
     return outcomes;
   }
 
   private open(): void {
-    if (this.closed) throw new Error('store is closed');
+    if (this.closed) throw this.failed ?? new Error('store is closed');
   }
 }
 
