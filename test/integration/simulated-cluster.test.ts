@@ -176,3 +176,17 @@ test('a node whose heartbeat stops becomes NotReady and its pods are recreated o
     await c.kubectl(['delete', 'node', 'victim-0', '--wait=false'], { allowFail: true });
   }
 });
+
+test('with --scheduler-profile MostAllocated, kubectl-created pods bin-pack onto one node', async (t) => {
+  const packed = await startCluster(['--simulate-nodes', '3', '--profile', 'fast', '--scheduler-profile', 'MostAllocated']);
+  t.after(() => packed.stop());
+  await waitFor(async () => (await packed.kubectl(['get', 'nodes', '--no-headers'])).stdout.split('\n').filter((l) => /\sReady\s/.test(l)).length === 3);
+  // cpu and memory in the nodes' proportion (2/32 cpu, 16Gi/256Gi), so BalancedAllocation scores every
+  // node alike and MostAllocated decides, as in upstream's bin-packing configuration
+  for (let i = 0; i < 5; i++) {
+    await packed.kubectl(['run', `packed-${i}`, '--image=nginx:1.27', '--labels=test=packing', '--overrides', JSON.stringify({ spec: { containers: [{ name: `packed-${i}`, image: 'nginx:1.27', resources: { requests: { cpu: '2', memory: '16Gi' } } }] } })]);
+  }
+  await waitFor(async () => JSON.parse((await packed.kubectl(['get', 'pods', '-l', 'test=packing', '-o', 'json'])).stdout).items.filter((p: any) => p.spec.nodeName).length === 5);
+  const nodes = (await packed.kubectl(['get', 'pods', '-l', 'test=packing', '-o', 'jsonpath={.items[*].spec.nodeName}'])).stdout.split(' ');
+  assert.equal(new Set(nodes).size, 1, `all on one node: ${nodes.join(',')}`);
+});
