@@ -6,6 +6,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { startCluster, fetchInsecure, type TestCluster } from './cluster.js';
 import { requestLabels } from '../../src/apiserver/metrics.js';
 
@@ -247,6 +249,17 @@ test('/metrics with the admin token: valid Prometheus text with API, store, sche
   // process metrics (main thread only), once
   assert.equal(f.get('process_cpu_user_seconds_total')?.samples.length, 1);
   assert.ok(f.has('process_start_time_seconds'), 'kept through the merge with the worker');
+});
+
+test('curl of /metrics with the admin token (CA verified) returns Prometheus text that parses', { skip: !existsSync('/usr/bin/curl') && 'needs curl' }, async () => {
+  const ca = c.writeFile('ca.pem', c.server.caPem);
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile('curl', ['-sS', '--fail', '--cacert', ca, '-H', `Authorization: Bearer ${c.server.token}`, `${base}/metrics`], { maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => (err ? reject(new Error(`curl: ${stderr}`)) : resolve(stdout)));
+  });
+  const families = parseExposition(out);
+  assert.ok(families.has('apiserver_request_total'), 'apiserver_request_total');
+  assert.ok(families.has('process_resident_memory_bytes'), 'process metrics');
 });
 
 test('request labels follow kube-apiserver (verbs, scope, unknown resources)', () => {
