@@ -4,7 +4,7 @@
 // streaming tunnel to the API server.
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { existsSync, mkdirSync, readFileSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, statfsSync } from 'node:fs';
 import type { Service } from 'kubernetes-types/core/v1.js';
 import type { KObject } from '../api/types.js';
 import { Informer, RestClient } from '../client/index.js';
@@ -136,6 +136,14 @@ export async function cleanupAgent(cfg: AgentRunConfig): Promise<void> {
   await b.agent.cleanup();
   await ServiceProxy.cleanup({ tableName: cfg.proxyTableName });
   b.client.close();
+  // the runtime's state directories (runc's root, conmon's exit files and attach sockets, the pods'
+  // namespace files) are empty of anything live now; the run root goes too unless something else
+  // (another proxy's route_localnet record under /run/kybernetes/proxy) still lives there
+  const runRoot = cfg.runRoot ?? '/run/kybernetes';
+  for (const d of ['runc', 'exits', 'sockets', 'pods']) {
+    try { rmSync(join(runRoot, d), { recursive: true, force: true }); } catch (e) { cfg.log?.(`cleanup: ${join(runRoot, d)}: ${(e as Error).message}`); }
+  }
+  try { rmdirSync(runRoot); } catch { /* not empty, or already gone */ }
 }
 
 export async function startAgent(cfg: AgentRunConfig): Promise<RunningAgent> {

@@ -78,13 +78,16 @@ export async function startAgentCluster(o: AgentClusterOptions): Promise<AgentCl
   return {
     c, dir, node, suffix, octet, agentCfg,
     async stop() {
+      let runLeft = true;
       try {
         await c.server.stop();
         await cleanupAgent(agentCfg);
+        runLeft = existsSync(agentCfg.runRoot!);
       } finally {
         await c.stop().catch(() => undefined);
         rmSync(dir, { recursive: true, force: true });
       }
+      assert.ok(!runLeft, 'cleanup removed the run dir (runc state, exit files, sockets, namespace files)');
       assert.ok(!existsSync(dir), 'data dir removed');
       assert.ok(!execFileSync('ip', ['link', 'show']).toString().includes(agentCfg.bridge!), 'bridge removed');
       for (const ctl of ['memory', 'cpuacct', 'pids']) assert.ok(!existsSync(`/sys/fs/cgroup/${ctl}${agentCfg.cgroupParent}`), `${ctl} cgroups removed`);
