@@ -123,6 +123,34 @@ test('apply of a kind: List (kubectl validates it against /openapi/v2)', async (
   await c.kubectl(['delete', '-f', f]);
 });
 
+test('unknown fields: rejected under kubectl\'s default --validate=strict, warned with warn, accepted with false', async () => {
+  const typo = (name: string) => `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ${name}, labelz: {a: b}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: ${name}}}
+  template:
+    metadata: {labels: {app: ${name}}}
+    spec:
+      containers: [{name: app, image: "nginx:1.27", imagee: "nginx:1.28", ports: [{containerPort: 80, protocool: TCP}]}]
+`;
+  const strict = await c.kubectl(['apply', '-f', c.writeFile('typo1.yaml', typo('typo-strict'))], { allowFail: true });
+  assert.notEqual(strict.code, 0);
+  assert.match(strict.stderr, /Error from server \(BadRequest\).*Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "metadata\.labelz", unknown field "spec\.template\.spec\.containers\[0\]\.imagee", unknown field "spec\.template\.spec\.containers\[0\]\.ports\[0\]\.protocool"/);
+  assert.equal((await c.kubectl(['get', 'deployment', 'typo-strict'], { allowFail: true })).code, 1, 'nothing was written');
+  const warn = await c.kubectl(['apply', '--validate=warn', '-f', c.writeFile('typo2.yaml', typo('typo-warn'))]);
+  assert.match(warn.stderr, /Warning: unknown field "spec\.template\.spec\.containers\[0\]\.imagee"/);
+  assert.match(warn.stdout, /deployment.apps\/typo-warn created/);
+  const off = await c.kubectl(['apply', '--validate=false', '-f', c.writeFile('typo3.yaml', typo('typo-off'))]);
+  assert.doesNotMatch(off.stderr, /unknown field/);
+  // kubectl patch sends no fieldValidation: the server's default, Warn, as upstream; directives are not fields
+  const badPatch = await c.kubectl(['patch', 'deployment', 'typo-off', '-p', '{"spec":{"replicaz":2}}']);
+  assert.match(badPatch.stderr, /Warning: unknown field "spec\.replicaz"/);
+  await c.kubectl(['patch', 'deployment', 'typo-off', '-p', '{"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"app"}],"containers":[{"name":"app","image":"nginx:1.28"}]}}}}']);
+  await c.kubectl(['delete', 'deployment', 'typo-warn', 'typo-off']);
+});
+
 test('apply --server-side creates and updates', async () => {
   const f = c.writeFile('ssa.yaml', `apiVersion: v1
 kind: ConfigMap
