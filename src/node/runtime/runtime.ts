@@ -244,7 +244,6 @@ export class Runtime {
   /** conmon forked by the spawn helper, its sync pipe (fd 3) a FIFO: the first line is `{"data": <pid>}` or an error. */
   private startConmonViaHelper(args: string[], bundle: string, fifo: string): Promise<number> {
     return new Promise((resolve, reject) => {
-      let buf = '';
       let done = false;
       const sync = createReadStream(fifo);
       // a reader still waiting in open() (nobody opened the FIFO for writing) is released by a writer that closes at once
@@ -259,18 +258,8 @@ export class Runtime {
         if (err) reject(err); else resolve(pid!);
       };
       const timer = setTimeout(() => finish(new Error('conmon: no answer from runc create within 60s')), 60_000);
-      sync.on('data', (d: Buffer | string) => {
-        buf += d.toString();
-        const nl = buf.indexOf('\n');
-        if (nl < 0) return;
-        // conmon keeps the sync pipe open: take the first line, never wait for EOF
-        try {
-          const msg = JSON.parse(buf.slice(0, nl)) as { data: number; message?: string };
-          if (msg.data > 0) finish(null, msg.data);
-          else finish(new Error((msg.message ?? `runc create failed (${msg.data})`).trim()));
-        } catch (e) { finish(e as Error); }
-      });
-      sync.on('end', () => finish(new Error(`conmon closed its sync pipe without an answer${buf ? `: ${buf.trim()}` : ''}`)));
+      const buffered = readConmonSync(sync, finish);
+      sync.on('end', () => finish(new Error(`conmon closed its sync pipe without an answer${buffered() ? `: ${buffered().trim()}` : ''}`)));
       sync.on('error', (e) => finish(e));
       runFastWithFd3(this.conmon, args, { env: { ...process.env, _OCI_SYNCPIPE: '3' }, cwd: bundle, fd3: fifo, timeoutMs: 60_000 }).then((r) => {
         if (!r) { finish(new Error('conmon: the spawn helper is gone')); return; }
@@ -286,7 +275,6 @@ export class Runtime {
         stdio: ['ignore', 'ignore', 'pipe', 'pipe'], detached: true, cwd: bundle,
         env: { ...process.env, _OCI_SYNCPIPE: '3' },
       });
-      let buf = '';
       let stderr = '';
       let done = false;
       const sync = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
@@ -301,17 +289,7 @@ export class Runtime {
       };
       const timer = setTimeout(() => finish(new Error(`conmon: no answer from runc create within 60s ${stderr.trim()}`)), 60_000);
       child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-      sync.on('data', (d: Buffer) => {
-        buf += d.toString();
-        const nl = buf.indexOf('\n');
-        if (nl < 0) return;
-        // conmon keeps the sync pipe open: take the first line, never wait for EOF
-        try {
-          const msg = JSON.parse(buf.slice(0, nl)) as { data: number; message?: string };
-          if (msg.data > 0) finish(null, msg.data);
-          else finish(new Error((msg.message ?? `runc create failed (${msg.data})`).trim()));
-        } catch (e) { finish(e as Error); }
-      });
+      readConmonSync(sync, finish);
       sync.on('error', () => undefined);
       child.on('error', (e) => finish(e));
       child.on('exit', (code) => {
@@ -487,6 +465,25 @@ function isMounted(path: string): boolean {
     const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
     return mounts.split('\n').some((l) => l.split(' ')[4] === path);
   } catch { return false; }
+}
+
+/**
+ * conmon's answer on its sync pipe: one JSON line, `{"data": <pid>}` or `{"data": <negative>, "message": …}`.
+ * conmon keeps the pipe open, so the first line decides; never wait for EOF. Returns what is buffered.
+ */
+function readConmonSync(sync: NodeJS.ReadableStream, finish: (err: Error | null, pid?: number) => void): () => string {
+  let buf = '';
+  sync.on('data', (d: Buffer | string) => {
+    buf += d.toString();
+    const nl = buf.indexOf('\n');
+    if (nl < 0) return;
+    try {
+      const msg = JSON.parse(buf.slice(0, nl)) as { data: number; message?: string };
+      if (msg.data > 0) finish(null, msg.data);
+      else finish(new Error((msg.message ?? `runc create failed (${msg.data})`).trim()));
+    } catch (e) { finish(e as Error); }
+  });
+  return () => buf;
 }
 
 /** The pod-level cgroup path segment for a pod UID (dashes are fine in cgroupfs names). */
