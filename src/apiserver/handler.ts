@@ -5,7 +5,7 @@ import type { KObject, ResourceDef } from '../api/types.js';
 import { apiVersionOf } from '../api/types.js';
 import { findResource } from '../api/resources.js';
 import { patchMetaFor, mapRetainsKeys } from '../api/patch-meta.js';
-import { errors, StatusError } from '../machinery/status.js';
+import { errors, field, StatusError, type FieldError } from '../machinery/status.js';
 import { parseLabelSelector, formatLabelSelector } from '../machinery/labels.js';
 import { parseFieldSelector } from '../machinery/fields.js';
 import { applyJsonPatch } from '../machinery/json-patch.js';
@@ -237,6 +237,7 @@ export class ApiHandler {
   private async list(res: ServerResponse, def: ResourceDef, ns: string | undefined, q: URLSearchParams, accept: Accept): Promise<void> {
     const limit = q.get('limit') ? Number(q.get('limit')) : undefined;
     if (limit !== undefined && (!Number.isFinite(limit) || limit < 0)) throw errors.badRequest(`invalid limit: ${q.get('limit')}`);
+    validateListOptions(q);
     const r = await this.registry.list(def, ns, {
       labelSelector: q.get('labelSelector') ? parseLabelSelector(q.get('labelSelector')!) : undefined,
       fieldSelector: fieldSelectorOf(def, q),
@@ -317,9 +318,11 @@ export class ApiHandler {
       }
       for (const ev of evs) { const s = this.translate(ev, prefix, match, encode); if (s) out.push(s); }
     }
-    // the events of one store commit arrive together (synchronously, one listener call each): they are
-    // gathered and written as one chunk at the end of the tick, one socket write (and one TLS record)
-    // per commit rather than per event
+    // events are gathered and written as one chunk once the event loop has run every callback that
+    // was ready (setImmediate: after this loop iteration's I/O), so that under load the commits of
+    // many concurrent writes reach a watcher in one socket write (and one TLS record) instead of one
+    // each; upstream's watch server likewise flushes only when no more events are queued. Alone, an
+    // event waits for nothing but the end of the current iteration.
     let pending: string[] = [];
     const writePending = () => {
       if (pending.length === 0) return;
@@ -333,7 +336,7 @@ export class ApiHandler {
       if (!s) return;
       if (res.writableLength > WATCH_MAX_BUFFER) { cleanup(); return; } // a consumer this slow must relist
       pending.push(s);
-      if (pending.length === 1) process.nextTick(writePending);
+      if (pending.length === 1) setImmediate(writePending);
     };
     cache.listeners.add(listener);
     if (out.length) res.write(out.join(''));
@@ -596,3 +599,22 @@ function checkFields(res: ServerResponse, def: ResourceDef, q: URLSearchParams, 
   res.setHeader('Warning', unknown.slice(0, 100).map((f) => `299 - ${JSON.stringify(ascii(`unknown field ${JSON.stringify(f)}`))}`));
 }
 
+/**
+ * Upstream's ValidateListOptions for a list (422, kind ListOptions, group meta.k8s.io), then the
+ * storage layer's rule that a continue token carries its own resourceVersion (400).
+ */
+function validateListOptions(q: URLSearchParams): void {
+  const rv = q.get('resourceVersion') ?? '';
+  const match = q.get('resourceVersionMatch') ?? '';
+  const cont = q.get('continue') ?? '';
+  const errs: FieldError[] = [];
+  if (match) {
+    if (!rv) errs.push(field.forbidden('resourceVersionMatch', 'resourceVersionMatch is forbidden unless resourceVersion is provided'));
+    if (cont) errs.push(field.forbidden('resourceVersionMatch', 'resourceVersionMatch is forbidden when continue is provided'));
+    if (match !== 'Exact' && match !== 'NotOlderThan') errs.push(field.notSupported('resourceVersionMatch', match, ['Exact', 'NotOlderThan', '']));
+    if (match === 'Exact' && rv === '0') errs.push(field.forbidden('resourceVersionMatch', 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'));
+  }
+  if (q.get('sendInitialEvents') === 'true') errs.push(field.forbidden('sendInitialEvents', 'sendInitialEvents is forbidden for list'));
+  if (errs.length) throw errors.invalid('ListOptions', 'ListOptions', '', errs, 'meta.k8s.io');
+  if (cont && rv && rv !== '0') throw errors.badRequest('specifying resource version is not allowed when using continue');
+}

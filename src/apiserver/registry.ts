@@ -13,6 +13,7 @@ import type { FieldError } from '../machinery/status.js';
 import { admitPodCreate } from './admission.js';
 import { convert, storageVersionOf, needsConversion } from './conversion.js';
 import { WatchCache, type CacheEntry, type ResourceCache } from './watch-cache.js';
+import { readSnapshotPage, countAfterFromCache, LATEST_REVISION } from './list-snapshot.js';
 import type { LabelSelector } from '../machinery/labels.js';
 import type { FieldSelector } from '../machinery/fields.js';
 
@@ -146,8 +147,29 @@ export class Registry {
     let listRv = String(rv);
     if (opts.continue) {
       const tok = decodeContinue(opts.continue);
+      // as upstream: a token revision of 0 is invalid, one below 0 means "go on at the latest revision"
+      if (!Number.isSafeInteger(tok.rv) || tok.rv === 0) throw errors.badRequest('continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
+      if (tok.rv > 0 && tok.rv !== rv) {
+        // a later page of a list begun at another revision: every page comes from the first page's
+        // snapshot, read from the store at that revision (list-snapshot.ts); compacted: 410 Expired
+        const page = await readSnapshotPage(this.store, {
+          prefix, revision: tok.rv, startAfter: tok.start,
+          limit: opts.limit && opts.limit > 0 ? opts.limit : Infinity,
+          exactName: opts.fieldSelector?.exactValue('metadata.name'),
+          match: (obj) => matches(def, obj, undefined, opts),
+          countRemaining: !opts.labelSelector && !opts.fieldSelector,
+          expiredToken: () => encodeContinue({ rv: LATEST_REVISION, start: tok.start }),
+          countAfter: (key) => countAfterFromCache(c, prefix, key, tok.rv),
+        });
+        const snap: ListResult = { items: page.items, resourceVersion: String(tok.rv) };
+        if (page.remaining > 0) {
+          snap.continue = encodeContinue({ rv: tok.rv, start: page.lastKey });
+          if (!opts.labelSelector && !opts.fieldSelector) snap.remainingItemCount = page.remaining;
+        }
+        return snap;
+      }
       start = upperBound(keys, tok.start);
-      listRv = String(tok.rv);
+      listRv = String(tok.rv > 0 ? tok.rv : rv);
     }
     // fast path: metadata.name=x
     const exactName = opts.fieldSelector?.exactValue('metadata.name');

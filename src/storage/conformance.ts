@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  CompactedError, KeyExistsError, KeyNotFoundError, RevisionMismatchError,
+  CompactedError, FutureRevisionError, KeyExistsError, KeyNotFoundError, RevisionMismatchError,
   type KV, type Store, type WatchEvent, type Watcher,
 } from './store.js';
 
@@ -211,6 +211,118 @@ export function storeConformance(name: string, make: () => Promise<Store> | Stor
       assert.deepEqual(await s.list('/p/', { startAfter: '/q' }), { items: [], revision: rev, more: false });
       assert.deepEqual((await s.list('/p/', { startAfter: '/p/' })).items.length, 25);
       assert.deepEqual((await s.list('/p/', { limit: 0 })).items.length, 25);
+    });
+
+    it('list at a revision shows the keys as they were then: later creates, updates and deletes are invisible', async (s) => {
+      const a = await s.create('/s/a', 'a1');        // 1
+      const b = await s.create('/s/b', 'b1');        // 2
+      const c = await s.create('/s/c', 'c1');        // 3
+      await s.create('/s/gone', 'g');                // 4
+      await s.delete('/s/gone');                     // 5 (deleted before the snapshot: absent from it)
+      const snap = await s.currentRevision();        // 5
+      await s.update('/s/a', 'a2', a.modRevision);   // 6
+      await s.delete('/s/b');                        // 7
+      await s.create('/s/b', 'b2');                  // 8 (a new life of /s/b)
+      await s.create('/s/aa', 'new');                // 9
+      const c2 = await s.update('/s/c', 'c2', c.modRevision); // 10
+      await s.delete('/s/c', c2.modRevision);        // 11
+      await s.create('/t/outside', 'x');             // 12
+      const now = (await s.list('/s/')).items.map((kv) => [kv.key, kv.value]);
+      assert.deepEqual(now, [['/s/a', 'a2'], ['/s/aa', 'new'], ['/s/b', 'b2']]);
+
+      const r = await s.list('/s/', { revision: snap });
+      assert.equal(r.revision, snap);
+      assert.equal(r.more, false);
+      assert.deepEqual(r.items.map(plain), [plain(a), plain(b), plain(c)]);
+      // paging through the snapshot, one key at a time
+      const keys: string[] = [];
+      let startAfter: string | undefined;
+      for (;;) {
+        const p = await s.list('/s/', { revision: snap, limit: 1, startAfter });
+        assert.equal(p.revision, snap);
+        keys.push(...p.items.map((kv) => kv.key));
+        if (!p.more) break;
+        startAfter = p.items[p.items.length - 1].key;
+      }
+      assert.deepEqual(keys, ['/s/a', '/s/b', '/s/c']);
+      assert.deepEqual((await s.list('/s/', { revision: snap, limit: 2, startAfter: '/s/a' })).items.map((kv) => kv.value), ['b1', 'c1']);
+      assert.deepEqual(await s.list('/s/', { revision: snap, startAfter: '/s/c' }), { items: [], revision: snap, more: false });
+      assert.deepEqual(await s.list('/s/', { revision: snap, startAfter: '/z' }), { items: [], revision: snap, more: false });
+      // an intermediate revision; the current one (same as no revision); 0 means now
+      assert.deepEqual((await s.list('/s/', { revision: 8 })).items.map((kv) => [kv.key, kv.value, kv.createRevision, kv.modRevision]),
+        [['/s/a', 'a2', 1, 6], ['/s/b', 'b2', 8, 8], ['/s/c', 'c1', 3, 3]]);
+      const cur = await s.currentRevision();
+      assert.deepEqual((await s.list('/s/', { revision: cur })).items.map((kv) => [kv.key, kv.value]), now);
+      assert.equal((await s.list('/s/', { revision: 0 })).revision, cur);
+      assert.deepEqual((await s.list('', { revision: 4 })).items.map((kv) => kv.key), ['/s/a', '/s/b', '/s/c', '/s/gone']);
+    });
+
+    it('list at every revision, paged, matches the state recorded at that revision', async (s) => {
+      // a deterministic mix of writes over a few keys; after each, the full list is the oracle
+      const names = ['/m/a', '/m/b', '/m/c', '/m/d', '/m/e', '/m/é', '/m0', '/l'];
+      const states = new Map<number, string[]>();
+      const show = (kvs: readonly KV[]) => kvs.map((kv) => `${kv.key}=${kv.value}@${kv.createRevision}/${kv.modRevision}`);
+      let seed = 7;
+      const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+      for (let step = 0; step < 60; step++) {
+        const key = names[rnd(names.length)];
+        const cur = await s.get(key);
+        if (!cur) await s.create(key, `v${step}`);
+        else if (rnd(3) === 0) await s.delete(key);
+        else await s.update(key, `v${step}`, cur.modRevision);
+        const r = await s.list('/m/');
+        states.set(r.revision, show(r.items));
+      }
+      const last = await s.currentRevision();
+      assert.equal(last, 60);
+      for (const [rev, want] of states) {
+        assert.deepEqual(show((await s.list('/m/', { revision: rev })).items), want, `list at ${rev}`);
+        for (const limit of [1, 2, 3]) {
+          const got: KV[] = [];
+          let startAfter: string | undefined;
+          for (let pages = 0; ; pages++) {
+            assert.ok(pages <= want.length, `paging at ${rev} does not end`);
+            const p = await s.list('/m/', { revision: rev, limit, startAfter });
+            assert.ok(p.items.length <= limit);
+            got.push(...p.items);
+            if (!p.more) break;
+            assert.equal(p.items.length, limit);
+            startAfter = p.items[p.items.length - 1].key;
+          }
+          assert.deepEqual(show(got), want, `list at ${rev}, limit ${limit}`);
+        }
+      }
+    });
+
+    it('list at a compacted revision throws CompactedError; at a future one FutureRevisionError', async (s) => {
+      const a = await s.create('/k/a', 'a1');        // 1
+      await s.create('/k/b', 'b1');                  // 2
+      await s.update('/k/a', 'a2', a.modRevision);   // 3
+      await s.delete('/k/b');                        // 4
+      await s.create('/k/c', 'c1');                  // 5
+      assert.deepEqual((await s.list('/k/', { revision: 2 })).items.map((kv) => kv.value), ['a1', 'b1']);
+      await s.compact(3);
+      for (const rev of [1, 2, 3]) {
+        await assert.rejects(s.list('/k/', { revision: rev }), (err: unknown) => {
+          assert.ok(err instanceof CompactedError, `got ${err}`);
+          assert.equal(err.requested, rev);
+          assert.equal(err.compacted, 3);
+          return true;
+        });
+      }
+      // after the compacted revision the snapshot is still whole
+      assert.deepEqual((await s.list('/k/', { revision: 4 })).items.map((kv) => kv.value), ['a2']);
+      assert.deepEqual((await s.list('/k/', { revision: 5, limit: 1 })).items.map((kv) => kv.value), ['a2']);
+      await assert.rejects(s.list('/k/', { revision: 6 }), (err: unknown) => {
+        assert.ok(err instanceof FutureRevisionError, `got ${err}`);
+        assert.equal(err.requested, 6);
+        assert.equal(err.current, 5);
+        return true;
+      });
+      await assert.rejects(s.list('/k/', { revision: -1 }), RangeError);
+      await assert.rejects(s.list('/k/', { revision: 4.5 }), RangeError);
+      // the plain list is unaffected
+      assert.deepEqual((await s.list('/k/')).items.map((kv) => kv.value), ['a2', 'c1']);
     });
 
     it('revisions are global across keys and increase by one per write', async (s) => {

@@ -29,11 +29,17 @@ export interface ListOptions {
   limit?: number;
   /** return keys strictly greater than this key (continuation) */
   startAfter?: string;
+  /** list the keys as they were at this store revision (a consistent snapshot for paging): for each key
+   *  its latest value with modRevision <= revision, unless it was deleted at or before revision.
+   *  0 or undefined: the current state. A revision at or below the compacted revision throws
+   *  CompactedError; one above the current revision throws FutureRevisionError; anything that is not
+   *  a non-negative integer throws RangeError. */
+  revision?: number;
 }
 
 export interface ListResult {
   items: KV[];
-  /** the store revision the list was read at */
+  /** the store revision the list was read at (opts.revision when one was given) */
   revision: number;
   /** true when more keys follow the last item returned */
   more: boolean;
@@ -86,4 +92,8 @@ export class RevisionMismatchError extends Error {
 }
 export class CompactedError extends Error {
   constructor(readonly requested: number, readonly compacted: number) { super(`required revision ${requested} has been compacted (oldest ${compacted})`); this.name = 'CompactedError'; }
+}
+/** a read asked for a revision the store has not reached yet (etcd: "required revision is a future revision") */
+export class FutureRevisionError extends Error {
+  constructor(readonly requested: number, readonly current: number) { super(`required revision ${requested} is a future revision (current ${current})`); this.name = 'FutureRevisionError'; }
 }

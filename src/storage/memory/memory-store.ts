@@ -1,7 +1,10 @@
 // The in-memory driver, for tests and throwaway servers: a sorted array of keys beside a map, one
 // global revision, and an event log for watch-from-revision. Everything it returns is frozen.
+// A list at an older revision (ListOptions.revision) starts from the current keys and undoes the
+// logged events after that revision: the first event after it for a key tells the key's state then
+// (a create: absent; an update or delete: its prevKv).
 import {
-  CompactedError, KeyExistsError, KeyNotFoundError, RevisionMismatchError,
+  CompactedError, FutureRevisionError, KeyExistsError, KeyNotFoundError, RevisionMismatchError,
   type KV, type ListOptions, type ListResult, type Store, type WatchCallbacks, type WatchEvent, type Watcher,
 } from '../store.js';
 import { prefixEndCodeUnit } from '../keys.js';
@@ -36,6 +39,10 @@ export class MemoryStore implements Store {
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListResult> {
     this.open();
+    if (opts.revision !== undefined && opts.revision !== 0) {
+      checkRevision(opts.revision, this.compacted, this.rev);
+      if (opts.revision < this.rev) return this.listAt(prefix, opts, opts.revision);
+    }
     const limit = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
     let i = this.lowerBound(prefix);
     if (opts.startAfter !== undefined) i = Math.max(i, this.upperBound(opts.startAfter));
@@ -47,6 +54,43 @@ export class MemoryStore implements Store {
     }
     const more = i < keys.length && keys[i].startsWith(prefix);
     return { items, revision: this.rev, more };
+  }
+
+  /** list as of an older revision: the current keys, with the events after revision undone */
+  private listAt(prefix: string, opts: ListOptions, revision: number): ListResult {
+    const after = opts.startAfter;
+    const inRange = (k: string) => k.startsWith(prefix) && (after === undefined || k > after);
+    // the state at `revision` of every key written since: null when it did not exist then
+    const then = new Map<string, KV | null>();
+    for (let i = this.logIndexAbove(revision); i < this.log.length; i++) {
+      const ev = this.log[i];
+      const k = ev.kv.key;
+      if (then.has(k) || !inRange(k)) continue;
+      then.set(k, ev.type === 'create' ? null : ev.prevKv!);
+    }
+    const old = ([...then.values()].filter((kv) => kv !== null) as KV[]).sort((a, b) => (a.key < b.key ? -1 : 1));
+    const limit = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
+    const keys = this.keys;
+    let i = this.lowerBound(prefix);
+    if (after !== undefined) i = Math.max(i, this.upperBound(after));
+    let j = 0;
+    /** the next key of the snapshot from the current keys (skipping those written since), or undefined */
+    const nextCurrent = (): string | undefined => {
+      while (i < keys.length && keys[i].startsWith(prefix) && then.has(keys[i])) i++;
+      return i < keys.length && keys[i].startsWith(prefix) ? keys[i] : undefined;
+    };
+    const items: KV[] = [];
+    for (;;) {
+      const cur = nextCurrent();
+      if (cur === undefined && j >= old.length) return { items, revision, more: false };
+      if (items.length >= limit) return { items, revision, more: true };
+      if (cur !== undefined && (j >= old.length || cur < old[j].key)) {
+        items.push(this.data.get(cur) as KV);
+        i++;
+      } else {
+        items.push(old[j++]);
+      }
+    }
   }
 
   async count(prefix: string): Promise<number> {
@@ -185,6 +229,13 @@ export class MemoryStore implements Store {
   private open(): void {
     if (this.closed) throw new Error('store is closed');
   }
+}
+
+/** a snapshot revision must be an integer above the compacted revision and not above the current one */
+function checkRevision(revision: number, compacted: number, current: number): void {
+  if (!Number.isInteger(revision) || revision < 0) throw new RangeError(`invalid list revision ${revision}`);
+  if (revision <= compacted) throw new CompactedError(revision, compacted);
+  if (revision > current) throw new FutureRevisionError(revision, current);
 }
 
 function checkValue(value: unknown): void {

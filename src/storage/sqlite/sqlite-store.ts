@@ -26,6 +26,13 @@
 // the store falls back to synchronous=FULL (durable at COMMIT); if an fsync fails, the store fails
 // every waiting write and closes, since what is on disk can no longer be known.
 //
+// A list at an older revision (ListOptions.revision, a consistent snapshot for paging) reads the
+// current kv rows and undoes the log after that revision: for each key written since, the first
+// log row after it tells the key's state then (a create: absent; an update or delete: prev_value,
+// prev_mod_rev, create_rev). That read walks the log's primary key (rev) from the revision on and
+// kv's key index, so it costs the writes since the snapshot plus the page; the plain list is
+// unchanged. History goes back to the compacted revision: older snapshots throw CompactedError.
+//
 // Checkpoints (copying the WAL back into the database file) are the store's too, so that they do not
 // stall the loop either: automatic checkpointing is off; after an fsync, once about 4 MB went into
 // the WAL since the last one, the store checkpoints with synchronous=OFF (the WAL was just fsynced,
@@ -36,7 +43,7 @@ import Database from 'better-sqlite3';
 import { closeSync, fsync, fsyncSync, mkdirSync, openSync, realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
-  CompactedError, KeyExistsError, KeyNotFoundError, RevisionMismatchError,
+  CompactedError, FutureRevisionError, KeyExistsError, KeyNotFoundError, RevisionMismatchError,
   type KV, type ListOptions, type ListResult, type Store, type WatchCallbacks, type WatchEvent,
   type WatchEventType, type Watcher,
 } from '../store.js';
@@ -65,6 +72,10 @@ const TYPE_CODE: Record<WatchEventType, number> = { create: 0, update: 1, delete
 
 interface Row { value: string; create_rev: number; mod_rev: number }
 interface KeyRow extends Row { key: string }
+/** the first log row after a snapshot revision for a key: its type tells whether the key existed then */
+interface UndoRow { key: string; type: number; rev: number }
+/** the key's state at the snapshot revision, from that row */
+interface PrevRow { create_rev: number; prev_value: string | null; prev_mod_rev: number | null }
 interface LogRow {
   rev: number; key: string; type: number; value: string | null;
   create_rev: number; prev_value: string | null; prev_mod_rev: number | null;
@@ -125,6 +136,9 @@ export class SqliteStore implements Store {
     insertLog: Database.Statement<[number, string, number, string | null, number, string | null, number | null]>;
     logFrom: Database.Statement<[number, string], LogRow>;
     logFromTo: Database.Statement<[number, string, string], LogRow>;
+    undoFrom: Database.Statement<[number, string], UndoRow>;
+    undoFromTo: Database.Statement<[number, string, string], UndoRow>;
+    prevAt: Database.Statement<[number], PrevRow>;
     deleteLog: Database.Statement<[number]>;
     setMeta: Database.Statement<[string, number]>;
   };
@@ -186,6 +200,12 @@ export class SqliteStore implements Store {
         'INSERT INTO log (rev, key, type, value, create_rev, prev_value, prev_mod_rev) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       logFrom: db.prepare('SELECT * FROM log WHERE rev > ? AND key >= ? ORDER BY rev'),
       logFromTo: db.prepare('SELECT * FROM log WHERE rev > ? AND key >= ? AND key < ? ORDER BY rev'),
+      // the first row after a revision for each key in a range (SQLite takes the bare column `type`
+      // from the row where min(rev) is found): a range scan of the log's primary key from the
+      // revision on; the values are read afterwards, by rev, only for the keys a page returns
+      undoFrom: db.prepare('SELECT key, type, min(rev) AS rev FROM log WHERE rev > ? AND key >= ? GROUP BY key'),
+      undoFromTo: db.prepare('SELECT key, type, min(rev) AS rev FROM log WHERE rev > ? AND key >= ? AND key < ? GROUP BY key'),
+      prevAt: db.prepare('SELECT create_rev, prev_value, prev_mod_rev FROM log WHERE rev = ?'),
       deleteLog: db.prepare('DELETE FROM log WHERE rev <= ?'),
       setMeta: db.prepare('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
     };
@@ -220,6 +240,7 @@ export class SqliteStore implements Store {
 
   async list(prefix: string, opts: ListOptions = {}): Promise<ListResult> {
     this.open();
+    if (opts.revision !== undefined && opts.revision !== 0) return this.listAt(prefix, opts, opts.revision);
     const limit = opts.limit && opts.limit > 0 ? opts.limit : -1;
     const end = prefixEndCodePoint(prefix);
     let after: string | undefined;
@@ -240,6 +261,58 @@ export class SqliteStore implements Store {
     if (more) rows.length = limit;
     await this.durable();
     return { items: rows.map((r) => toKV(r.key, r)), revision, more };
+  }
+
+  /** list as of an older revision: the current rows with the log after revision undone (see the top) */
+  private listAt(prefix: string, opts: ListOptions, revision: number): ListResult {
+    if (!Number.isInteger(revision) || revision < 0) throw new RangeError(`invalid list revision ${revision}`);
+    if (revision <= this.compacted) throw new CompactedError(revision, this.compacted);
+    if (revision > this.rev) throw new FutureRevisionError(revision, this.rev);
+    const end = prefixEndCodePoint(prefix);
+    let after: string | undefined;
+    if (opts.startAfter !== undefined) {
+      if (opts.startAfter.startsWith(prefix)) after = opts.startAfter;
+      else if (compareCodePoints(opts.startAfter, prefix) > 0) return { items: [], revision, more: false };
+    }
+    // everything below is read synchronously, so kv and log agree (both at committedRev, which may be
+    // ahead of the durable revision: those rows are undone like any other written after `revision`)
+    const lo = after ?? prefix;
+    const undo = end === undefined ? this.st.undoFrom.all(revision, lo) : this.st.undoFromTo.all(revision, lo, end);
+    const written = new Set<string>();
+    /** keys that existed at `revision` and were written since, with the log row holding their state then */
+    const old: UndoRow[] = [];
+    for (const u of undo) {
+      if (u.key === after) continue;
+      written.add(u.key);
+      if (u.type !== TYPE_CODE.create) old.push(u);
+    }
+    old.sort((a, b) => compareCodePoints(a.key, b.key));
+    const limit = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
+    // merge the current rows (without the keys written since) with the keys that existed then, in key
+    // order, reading current rows only as far as the page goes. The values of the old keys are read
+    // after the iterator is closed (the connection runs one statement at a time).
+    const rows = after === undefined
+      ? (end === undefined ? this.st.listFrom.iterate(prefix, -1) : this.st.listFromTo.iterate(prefix, end, -1))
+      : (end === undefined ? this.st.listAfter.iterate(after, -1) : this.st.listAfterTo.iterate(after, end, -1));
+    const slots: (KV | UndoRow)[] = [];
+    let j = 0;
+    let more = false;
+    for (const row of rows) {
+      if (written.has(row.key)) continue;
+      while (j < old.length && slots.length < limit && compareCodePoints(old[j].key, row.key) < 0) slots.push(old[j++]);
+      if (slots.length >= limit) { more = true; break; }
+      slots.push(toKV(row.key, row));
+    }
+    if (!more) {
+      while (j < old.length && slots.length < limit) slots.push(old[j++]);
+      more = j < old.length;
+    }
+    const items = slots.map((x): KV => {
+      if (!('type' in x)) return x;
+      const p = this.st.prevAt.get(x.rev)!;
+      return Object.freeze({ key: x.key, value: p.prev_value as string, createRevision: p.create_rev, modRevision: p.prev_mod_rev as number });
+    });
+    return { items, revision, more };
   }
 
   async count(prefix: string): Promise<number> {
