@@ -5,9 +5,12 @@
 // Run: node --import tsx bench/scheduler-bench.ts [nodes=5000] [pods=10000] [--worker] [--algorithm-only]
 //   --algorithm-only  only the scheduling cycle against an in-memory cache (no API server)
 //   --worker  runs the scheduler in a child process (its own event loop, as `kyb server` runs it in a
-//             worker thread) and the load (the creates and the watch that sees the bindings) in a
-//             second child process, so that the bench's process is the API server alone, as in a
-//             real cluster where clients are other programs
+//             worker thread); the load (the creates and the watch that sees the bindings) stays in
+//             the API server's process, as scheduler_perf creates pods from the API server's process
+//   --load-process  with --worker: the load in a second child process instead, so that the bench's
+//             process is the API server alone (on 2 cores the three processes then share them)
+//   --backlog  every pod is created before the scheduler process starts: the scheduler's own
+//             throughput, not bounded by the API server's create rate
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startApiServer } from '../src/apiserver/server.js';
@@ -241,20 +244,22 @@ async function main(): Promise<void> {
 
   const apiCpu0 = cpuMs();
   const schedCpu0 = workerMetrics ? (await workerMetrics()).cpu : 0;
-  const r = useWorker ? await loadInChild(api.url, numPods) : await runLoad(client, numPods);
+  const loadProcess = useWorker && process.argv.includes('--load-process');
+  const r = loadProcess ? await loadInChild(api.url, numPods) : await runLoad(client, numPods);
   const apiCpu = cpuMs() - apiCpu0;
   const schedCpu = workerMetrics ? (await workerMetrics()).cpu - schedCpu0 : 0;
   const rate = r.bound / r.boundSecs;
   const algo = scheduler ? [...scheduler.metrics.algorithmMs] : (await workerMetrics!()).algo;
   algo.sort((a, b) => a - b);
 
-  console.log(`scheduler bench: ${numNodes} nodes, ${numPods} pods, ${useWorker ? 'API server alone in this process; the scheduler and the load each in a child process' : 'one thread (API server + scheduler + load)'}`);
+  console.log(`scheduler bench: ${numNodes} nodes, ${numPods} pods, ${!useWorker ? 'one thread (API server + scheduler + load)' : loadProcess ? 'API server alone in this process; the scheduler and the load each in a child process' : 'API server and load in this process, the scheduler in a child process'}`);
   console.log(`  pods created in        ${r.createSecs.toFixed(2)} s (${(numPods / r.createSecs).toFixed(0)} creates/s)`);
   console.log(`  all bound after        ${r.boundSecs.toFixed(2)} s`);
   console.log(`  throughput             ${rate.toFixed(0)} pods/s   (kube-scheduler CI floor ${UPSTREAM_FLOOR} pods/s: ${(rate / UPSTREAM_FLOOR).toFixed(2)}x; target 1000)`);
   console.log(`  create→bound latency   p50 ${q(r.lat, 0.5).toFixed(0)} ms  p99 ${q(r.lat, 0.99).toFixed(0)} ms`);
   console.log(`  algorithm per pod      p50 ${q(algo, 0.5).toFixed(3)} ms  p99 ${q(algo, 0.99).toFixed(3)} ms`);
-  if (useWorker) console.log(`  CPU per pod            API server ${(apiCpu / numPods).toFixed(3)} ms, scheduler ${(schedCpu / numPods).toFixed(3)} ms, load ${(r.cpu / numPods).toFixed(3)} ms`);
+  if (loadProcess) console.log(`  CPU per pod            API server ${(apiCpu / numPods).toFixed(3)} ms, scheduler ${(schedCpu / numPods).toFixed(3)} ms, load ${(r.cpu / numPods).toFixed(3)} ms`);
+  else if (useWorker) console.log(`  CPU per pod            API server with the load ${(apiCpu / numPods).toFixed(3)} ms, scheduler ${(schedCpu / numPods).toFixed(3)} ms`);
   else console.log(`  CPU per pod            ${(apiCpu / numPods).toFixed(3)} ms (API server, scheduler and load on one thread)`);
   console.log(`  rss growth             ${((process.memoryUsage().rss - mem0) / 1048576).toFixed(0)} MiB`);
   algorithmOnly(numNodes, numPods);

@@ -119,9 +119,16 @@ export class Transport {
   /** A whole request: resolves with the body; throws StatusError for non-2xx. */
   async request(req: TransportRequest): Promise<TransportResponse> {
     const res = await this.open(req);
-    const chunks: Buffer[] = [];
-    for await (const c of res) chunks.push(c as Buffer);
-    const out = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) };
+    // data/end listeners rather than `for await`: an async iterator costs a promise per chunk, and
+    // this runs for every request a controller or the scheduler makes
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+      res.once('error', reject);
+      res.once('close', () => { if (!res.complete) reject(new Error(`request ${req.method} ${req.path}: the connection closed before the response was complete`)); });
+    });
+    const out = { status: res.statusCode ?? 0, headers: res.headers, body };
     if (out.status < 200 || out.status >= 300) throw toStatusError(out.status, out.body);
     return out;
   }

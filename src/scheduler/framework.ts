@@ -27,6 +27,8 @@ export function errorStatus(message: string): Status { return { code: 'Error', r
 /** Per-cycle scratch space, keyed by plugin name. */
 export class CycleState {
   private readonly data = new Map<string, unknown>();
+  /** the filter plugins that run in this cycle: those whose preFilter said 'skip' are left out */
+  activeFilters: readonly FilterPlugin[] | undefined;
   read<T>(key: string): T | undefined { return this.data.get(key) as T | undefined; }
   write(key: string, value: unknown): void { this.data.set(key, value); }
 }
@@ -46,13 +48,20 @@ export interface Snapshot {
 
 export interface Plugin { readonly name: string }
 
+/**
+ * What preFilter answers: null (go on), a Status (the pod fits nowhere), or 'skip': the plugin has
+ * nothing to check for this pod, and its filter is not run on any node in this cycle (upstream's
+ * PreFilter Skip status, e.g. NodePorts for a pod without host ports).
+ */
+export type PreFilterResult = Status | null | 'skip';
+
 export interface PreFilterPlugin extends Plugin {
   /** Computes what filter needs into state; a non-null status rejects the pod on every node. */
-  preFilter(pod: PodInfo, state: CycleState, snapshot: Snapshot): Status | null;
+  preFilter(pod: PodInfo, state: CycleState, snapshot: Snapshot): PreFilterResult;
 }
 
 export interface FilterPlugin extends Plugin {
-  preFilter?(pod: PodInfo, state: CycleState, snapshot: Snapshot): Status | null;
+  preFilter?(pod: PodInfo, state: CycleState, snapshot: Snapshot): PreFilterResult;
   filter(pod: PodInfo, nodeInfo: NodeInfo, state: CycleState): Status | null;
 }
 
@@ -106,17 +115,21 @@ export class Framework {
     }
   }
 
+  /** Runs every preFilter; records in state which filters run this cycle (those that did not skip). */
   runPreFilter(pod: PodInfo, state: CycleState, snapshot: Snapshot): Status | null {
+    let skipped: Set<string> | undefined;
     for (const p of this.preFilters) {
       const s = p.preFilter(pod, state, snapshot);
+      if (s === 'skip') { (skipped ??= new Set()).add(p.name); continue; }
       if (s) { s.plugin ??= p.name; return s; }
     }
+    state.activeFilters = skipped ? this.filters.filter((f) => !skipped.has(f.name)) : this.filters;
     return null;
   }
 
-  /** First rejection wins, as upstream's RunFilterPlugins. */
+  /** First rejection wins, as upstream's RunFilterPlugins; filters skipped at preFilter do not run. */
   runFilter(pod: PodInfo, nodeInfo: NodeInfo, state: CycleState): Status | null {
-    const fs = this.filters;
+    const fs = state.activeFilters ?? this.filters;
     for (let i = 0; i < fs.length; i++) {
       const s = fs[i].filter(pod, nodeInfo, state);
       if (s) { s.plugin ??= fs[i].name; return s; }

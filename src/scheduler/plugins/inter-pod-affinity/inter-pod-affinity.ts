@@ -1,7 +1,7 @@
 // InterPodAffinity: required pod affinity / anti-affinity of the incoming pod, and required
 // anti-affinity of the pods already placed, as a filter over topology domains; preferred terms
 // (both ways) and existing pods' required affinity as a score.
-import { unresolvable, unschedulable, MaxNodeScore, type CycleState, type FilterPlugin, type NodeInfo, type PodInfo, type ScorePlugin, type Snapshot, type Status } from '../../framework.js';
+import { unresolvable, unschedulable, MaxNodeScore, type CycleState, type FilterPlugin, type PreFilterResult, type NodeInfo, type PodInfo, type ScorePlugin, type Snapshot, type Status } from '../../framework.js';
 import { termMatches, type AffinityTerm } from '../../node-info.js';
 
 export const ErrReasonExistingAntiAffinityRulesNotMatch = "node(s) didn't satisfy existing pods anti-affinity rules";
@@ -28,9 +28,10 @@ export class InterPodAffinity implements FilterPlugin, ScorePlugin {
   readonly name = 'InterPodAffinity';
   constructor(readonly weight = 2) {}
 
-  preFilter(pod: PodInfo, state: CycleState, snapshot: Snapshot): Status | null {
+  preFilter(pod: PodInfo, state: CycleState, snapshot: Snapshot): PreFilterResult {
     const withAnti = snapshot.havePodsWithRequiredAntiAffinityList();
-    if (pod.requiredAffinity.length === 0 && pod.requiredAntiAffinity.length === 0 && withAnti.length === 0) return null;
+    // upstream's PreFilter Skip: no terms of its own and no pod anywhere with required anti-affinity
+    if (pod.requiredAffinity.length === 0 && pod.requiredAntiAffinity.length === 0 && withAnti.length === 0) return 'skip';
     const nsLabels = snapshot.namespaceLabels(pod.pod.metadata?.namespace ?? 'default');
     const s: FilterState = { existingAnti: new Map(), affinity: new Map(), anti: new Map(), affinityTotal: 0,
       selfMatches: pod.requiredAffinity.every((t) => termMatches(t, pod.pod, nsLabels)) };

@@ -1,7 +1,7 @@
 // NodeAffinity: spec.nodeSelector and requiredDuringSchedulingIgnoredDuringExecution node
 // affinity must match the node (filter); preferredDuringScheduling terms add their weights (score).
 import type { NodeSelectorRequirement, NodeSelectorTerm, Pod } from 'kubernetes-types/core/v1.js';
-import { defaultNormalizeScore, unresolvable, type CycleState, type FilterPlugin, type NodeInfo, type PodInfo, type ScorePlugin, type Status } from '../../framework.js';
+import { defaultNormalizeScore, unresolvable, type CycleState, type FilterPlugin, type PreFilterResult, type NodeInfo, type PodInfo, type ScorePlugin, type Status } from '../../framework.js';
 
 export const ErrReasonPod = "node(s) didn't match Pod's node affinity/selector";
 
@@ -65,6 +65,12 @@ export function podMatchesNodeSelectorAndAffinity(pod: Pod, labels: Record<strin
 export class NodeAffinity implements FilterPlugin, ScorePlugin {
   readonly name = 'NodeAffinity';
   constructor(readonly weight = 2) {}
+
+  /** upstream's PreFilter Skip: no nodeSelector and no required node affinity */
+  preFilter(pod: PodInfo): PreFilterResult {
+    const spec = pod.pod.spec;
+    return !spec?.nodeSelector && !spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution ? 'skip' : null;
+  }
 
   filter(pod: PodInfo, nodeInfo: NodeInfo): Status | null {
     const spec = pod.pod.spec;

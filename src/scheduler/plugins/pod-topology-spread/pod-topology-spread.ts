@@ -5,7 +5,7 @@
 // topology.kubernetes.io/zone (maxSkew 5) — prefer the less crowded domains (score).
 import type { Pod, TopologySpreadConstraint } from 'kubernetes-types/core/v1.js';
 import { selectorFromLabelSelector } from '../../../machinery/labels.js';
-import { MaxNodeScore, unresolvable, unschedulable, type CycleState, type FilterPlugin, type NodeInfo, type PodInfo, type ScorePlugin, type Snapshot, type Status } from '../../framework.js';
+import { MaxNodeScore, unresolvable, unschedulable, type CycleState, type FilterPlugin, type PreFilterResult, type NodeInfo, type PodInfo, type ScorePlugin, type Snapshot, type Status } from '../../framework.js';
 import { podMatchesNodeSelectorAndAffinity } from '../node-affinity/node-affinity.js';
 import { tolerationsTolerateTaint } from '../taint-toleration/taint-toleration.js';
 
@@ -85,9 +85,9 @@ export class PodTopologySpread implements FilterPlugin, ScorePlugin {
   readonly name = 'PodTopologySpread';
   constructor(readonly weight = 2, readonly systemDefaulting = true) {}
 
-  preFilter(pod: PodInfo, state: CycleState, snapshot: Snapshot): Status | null {
+  preFilter(pod: PodInfo, state: CycleState, snapshot: Snapshot): PreFilterResult {
     const constraints = podConstraints(pod.pod, 'DoNotSchedule');
-    if (constraints.length === 0) return null;
+    if (constraints.length === 0) return 'skip'; // upstream's PreFilter Skip
     const counts = constraints.map(() => new Map<string, number>());
     for (const ni of snapshot.nodeInfoList()) {
       if (!constraints.every((c) => hasLabel(ni.labels, c.topologyKey))) continue;
