@@ -1,8 +1,10 @@
 // The API server: store → watch cache → registry → HTTPS handler. `startApiServer` is used by
 // `kyb server` and by the tests (which may ask for plain HTTP and a memory store).
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { chmodSync, rmSync } from 'node:fs';
 import type { Store } from '../storage/store.js';
 import { resources, findResource } from '../api/resources.js';
 import type { KObject } from '../api/types.js';
@@ -41,6 +43,13 @@ export interface ApiServerOptions {
   serviceAccountKey?: string;
   /** the address default/kubernetes' endpoints name (what pods reach at the Service's ClusterIP); default: host */
   advertiseAddress?: string;
+  /**
+   * Also serve the API over plain HTTP on this Unix socket (made mode 0600; a stale one is replaced),
+   * for `kyb server`'s own components in their worker thread: the same handler and credentials,
+   * without TLS and the loopback TCP stack on every request and watch event of the scheduler and
+   * the controllers.
+   */
+  localSocket?: string;
 }
 
 export interface ApiServer {
@@ -88,6 +97,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     server.once('error', reject);
     server.listen(opts.port ?? 6443, host, () => { server.off('error', reject); resolve(); });
   });
+  const local = opts.localSocket ? await listenLocal(opts.localSocket, handle, instrumentUpgrade(streaming.handleUpgrade)) : undefined;
   await ensureSystemNamespaces(registry);
   await services.startKubernetesService({ port: (server.address() as AddressInfo).port, host, advertiseAddress: opts.advertiseAddress }); // services: default/kubernetes
   ready = true;
@@ -104,6 +114,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         server.close(() => resolve());
         server.closeAllConnections?.();
       });
+      if (local) {
+        await new Promise<void>((resolve) => { local.close(() => resolve()); local.closeAllConnections?.(); });
+        rmSync(opts.localSocket!, { force: true });
+      }
       cache.stop();
     },
   };
@@ -119,4 +133,22 @@ async function ensureSystemNamespaces(registry: Registry): Promise<void> {
       if (!isStatusError(e, 'AlreadyExists')) throw e;
     }
   }
+}
+
+/** The plain-HTTP listener on a Unix socket (ApiServerOptions.localSocket). */
+async function listenLocal(path: string, handle: (req: IncomingMessage, res: ServerResponse) => void, upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void): Promise<Server> {
+  rmSync(path, { force: true });
+  const local = createHttpServer(handle);
+  local.keepAliveTimeout = 65_000;
+  local.headersTimeout = 66_000;
+  local.requestTimeout = 0;
+  local.on('upgrade', upgrade);
+  await new Promise<void>((resolve, reject) => {
+    local.once('error', reject);
+    // the socket is made with the process's umask; narrow it before anyone can connect
+    const old = process.umask(0o177);
+    try { local.listen(path, () => { local.off('error', reject); resolve(); }); } finally { process.umask(old); }
+  });
+  chmodSync(path, 0o600);
+  return local;
 }

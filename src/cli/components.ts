@@ -1,6 +1,7 @@
 // The components of `kyb server` that are clients of the API: controllers (and, as they land, the
 // scheduler and simulated nodes). They run in a worker thread so that the API server's event loop
-// never waits on them; they reach the API over HTTPS with the admin credential, like any client.
+// never waits on them; they reach the API with the admin credential, like any client, through the API
+// server's Unix socket in the data dir (plain HTTP: no TLS on every request and watch event) or HTTPS.
 // Their Prometheus metrics live in the worker's own prom-client registry; `metrics()` asks the
 // worker for them (getMetricsAsJSON) so the main thread's /metrics can merge them in.
 import { Worker } from 'node:worker_threads';
@@ -15,6 +16,8 @@ import type { AgentRunConfig } from './agent.js';
 
 export interface ComponentsConfig {
   server: string;
+  /** the API server's local Unix socket (ApiServerOptions.localSocket): used instead of `server` when set */
+  socketPath?: string;
   caPem?: string;
   token?: string;
   /** component or controller names to switch off: 'controllers', 'scheduler', 'namespace', … */
@@ -34,7 +37,7 @@ export interface ComponentsConfig {
 }
 
 export async function runComponents(cfg: ComponentsConfig, signal: AbortSignal): Promise<void> {
-  const client = new RestClient({ server: cfg.server, caPem: cfg.caPem, token: cfg.token, userAgent: 'kyb-components', qps: 5000, burst: 10000 });
+  const client = new RestClient({ server: cfg.server, socketPath: cfg.socketPath, caPem: cfg.caPem, token: cfg.token, userAgent: 'kyb-components', qps: 5000, burst: 10000 });
   const disabled = new Set(cfg.disable);
   const runs: Promise<void>[] = [];
   const fast = cfg.profile === 'fast';

@@ -98,8 +98,12 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
   collectProcessMetrics(); // prometheus: process metrics on the main thread only
   const workerMetrics: { get?: () => Promise<MetricJSON[][]> } = {}; // prometheus: set once the worker runs
   const port = f['https-listen-port'] as number;
+  // the components (worker thread) reach the API through a Unix socket in the data dir: no TLS and
+  // no loopback TCP on every request and watch event; TCP when the path is too long for a socket
+  const localSocket = join(dataDir, 'api.sock');
+  const useLocalSocket = Buffer.byteLength(localSocket) < 100;
   const api = await startApiServer({
-    store, port, host: bind, advertiseAddress: advertise,
+    store, port, host: bind, advertiseAddress: advertise, localSocket: useLocalSocket ? localSocket : undefined,
     watchCacheSize: f['watch-cache-size'] as number,
     serviceCIDR: f['service-cidr'] as string, serviceNodePortRange: f['service-node-port-range'] as string,
     tls: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.clientCaCert },
@@ -114,7 +118,7 @@ export async function startServer(argv: string[]): Promise<RunningServer> {
   const disabled = f.disable as string[];
   const agentOn = !f['disable-agent'] && !disabled.includes('agent');
   const components = startComponents({
-    server: `https://127.0.0.1:${api.port}`, caPem: pki.serverCaCert, token,
+    server: `https://127.0.0.1:${api.port}`, socketPath: useLocalSocket ? localSocket : undefined, caPem: pki.serverCaCert, token,
     disable: disabled,
     controllerOptions: {
       horizontalpodautoscaling: {

@@ -22,6 +22,9 @@ export interface TransportOptions {
   maxSockets?: number;
   /** timeout for ordinary (non-watch) requests in ms; default 60 s; 0 = none */
   requestTimeoutMs?: number;
+  /** reach the server through this Unix socket (plain HTTP; `server` then gives only the path
+   *  prefix): what `kyb server`'s own components use, see ApiServerOptions.localSocket */
+  socketPath?: string;
 }
 
 export interface TransportRequest {
@@ -54,8 +57,8 @@ export class Transport {
   constructor(opts: TransportOptions) {
     this.opts = opts;
     this.server = new URL(opts.server);
-    const tls = this.server.protocol === 'https:';
-    if (!tls && this.server.protocol !== 'http:') throw new Error(`unsupported server URL ${opts.server}`);
+    const tls = this.server.protocol === 'https:' && !opts.socketPath;
+    if (this.server.protocol !== 'https:' && this.server.protocol !== 'http:') throw new Error(`unsupported server URL ${opts.server}`);
     this.mod = tls ? https : http;
     const maxSockets = opts.maxSockets ?? 64;
     this.agent = tls
@@ -100,7 +103,7 @@ export class Transport {
     if (this.opts.token) headers.Authorization = `Bearer ${this.opts.token}`;
     return new Promise((resolve, reject) => {
       const r = this.mod.request({
-        protocol: this.server.protocol,
+        protocol: this.opts.socketPath ? 'http:' : this.server.protocol,
         hostname: this.server.hostname.replace(/^\[|\]$/g, ''),
         port: this.server.port || (this.server.protocol === 'https:' ? 443 : 80),
         method: req.method,
@@ -108,6 +111,7 @@ export class Transport {
         headers,
         agent: this.agent,
         signal: req.signal,
+        ...(this.opts.socketPath ? { socketPath: this.opts.socketPath } : {}),
       }, resolve);
       r.on('error', reject);
       const timeout = opts.streaming ? 0 : (this.opts.requestTimeoutMs ?? 60_000);
