@@ -24,7 +24,7 @@
 // bridges, cgroups), podman pods/network/bridge/iptables chains/state dirs, processes, temp dirs.
 //
 //   node --import tsx bench/pod-start-bench.ts [--pods 50] [--rounds 3] [--no-podman] [--dir /tmp]
-//                                              [--cluster-cidr auto] [--verbose]
+//                                              [--cluster-cidr auto] [--verbose] [--agent-log FILE]
 // Needs root, runc, conmon, the CNI plugins, busybox-static; podman + catatonit optionally.
 //
 // The agent runs as `kyb agent` when that command has flags for a private run dir, cgroup parent and
@@ -96,6 +96,7 @@ const { values: args } = parseArgs({
     'cluster-cidr': { type: 'string', default: 'auto' },
     dir: { type: 'string', default: tmpdir() },
     verbose: { type: 'boolean', default: false },
+    'agent-log': { type: 'string' },
     'agent-child': { type: 'string' },
   },
   strict: true,
@@ -861,6 +862,7 @@ async function cleanup(): Promise<void> {
         await agentCleanup(c).catch((e) => log(`agent cleanup failed: ${(e as Error).message}`));
         log(`agent cleanup took ${((performance.now() - t) / 1000).toFixed(1)} s`);
         if (args.verbose) log(`agent log (tail):\n${tail(c.agent.logFile, 60)}`);
+        if (args['agent-log']) { try { writeFileSync(args['agent-log'], readFileSync(c.agent.logFile)); } catch (e) { log(`--agent-log: ${(e as Error).message}`); } }
       }
       c.client.close();
     }

@@ -20,6 +20,7 @@ import type { KObject } from '../api/types.js';
 import { errors, isStatusError } from '../machinery/status.js';
 import { EventRecorder, Informer, RestClient, WorkQueue, runWorkers, type ResourceRef } from '../client/index.js';
 import { Runtime, removeCgroupParent } from './runtime/runtime.js';
+import { attachBridge, conmonAttach } from './runtime/attach.js';
 import { PodManager, type PodObj, type NetworkService, type ImageService, type VolumeService, type ProbeService, type EnvResolver, type SubPathResolver } from './pods/pod-manager.js';
 import type { ExecProcess, LogSource, StreamingBackend } from './streaming/backend.js';
 import { ResourceCollector } from './stats/resource-collector.js';
@@ -128,6 +129,7 @@ export class Agent implements StreamingBackend, ResourceMetricsSource {
     const podCIDR = await this.waitForPodCIDR(node, signal);
     if (signal.aborted) return;
     this.network = this.o.parts.network(podCIDR);
+    this.pods.startSandboxPool(); // pre-made pod sandboxes (network/sandbox-pool.ts), filled while no pod starts
     writeFileSync(join(this.o.dataDir, 'pod-cidr'), podCIDR); // for an offline cleanup
     await this.writeNodeStatus(true).catch((e) => this.log(`node status: ${(e as Error).message}`));
 
@@ -341,19 +343,39 @@ export class Agent implements StreamingBackend, ResourceMetricsSource {
   }
 
   /**
-   * Attach: the container's output from now on, read from its log (conmon's attach socket is a
-   * SOCK_SEQPACKET socket, which Node cannot open). stdout and stderr arrive merged on stdout; stdin
-   * is not connected.
+   * Attach. For a container declared with `stdin: true` or `tty: true`: conmon's attach socket
+   * (runtime/attach.ts; conmon was started with -i / --leave-stdin-open / -t from the spec), so the
+   * client's input reaches the container's stdin, stdout and stderr stay apart (one stream for a tty),
+   * and a tty follows the client's terminal size. Otherwise, or when that bridge cannot be made
+   * (no python3 on the host, socket gone): the container's output from now on, read from its log,
+   * stdout and stderr merged on stdout, stdin not connected. `exited` gives the container's exit code
+   * when it has exited (0 when the client let go first).
    */
-  async attach(namespace: string, pod: string, container: string | undefined, _opts: { tty: boolean; stdin: boolean }): Promise<ExecProcess> {
+  async attach(namespace: string, pod: string, container: string | undefined, opts: { tty: boolean; stdin: boolean }): Promise<ExecProcess> {
     const id = await this.runningContainer(namespace, pod, container);
+    const exitCode = async () => (await this.runtime.info(id))?.exit?.exitCode ?? 0;
+    const p = this.podFor(namespace, pod);
+    const name = this.containerName(p, container);
+    const spec = [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])].find((c) => c.name === name);
+    if ((spec?.stdin || spec?.tty) && attachBridge()) {
+      try {
+        const proc = await conmonAttach({
+          dir: join(this.runtime.runRoot, 'sockets', id),
+          stdin: opts.stdin && spec.stdin === true,
+          tty: spec.tty === true,
+        });
+        return { ...proc, exited: proc.exited.then(exitCode) };
+      } catch (e) {
+        this.log(`attach ${namespace}/${pod}/${name}: ${(e as Error).message}; streaming its log instead`);
+      }
+    }
     const src = await this.logSource(namespace, pod, container, false);
     const out = new PassThrough();
     const ac = new AbortController();
     const done = streamLog(src, { follow: true, since: new Date() }, out, ac.signal).catch(() => undefined).finally(() => out.end());
     return {
       stdin: null, stdout: out, stderr: null,
-      exited: done.then(async () => (await this.runtime.info(id))?.exit?.exitCode ?? 0),
+      exited: done.then(exitCode),
       kill: () => ac.abort(),
     };
   }

@@ -64,8 +64,13 @@ export interface RunOptions {
   maxOutput?: number;
 }
 
-/** runFast() only: the working directory, and a file (e.g. a FIFO) opened for writing as fd 3. */
-export interface FastRunOptions extends RunOptions { cwd?: string; fd3?: string }
+/**
+ * runFast() only: the working directory, a file (e.g. a FIFO) opened for writing as fd 3, variables
+ * added to the helper's environment (instead of `env`'s whole environment: no `env` process), and
+ * no `timeout` process around the command (for one that forks and exits at once, like conmon; the
+ * caller then has its own deadline).
+ */
+export interface FastRunOptions extends RunOptions { cwd?: string; fd3?: string; addEnv?: Record<string, string>; noTimeout?: boolean; nice?: number }
 
 /** Runs file with args and resolves with its exit status and output; rejects only if it cannot start. */
 export function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -123,6 +128,7 @@ class SpawnHelper {
   private broken = false;
   private readonly timeoutBin = findBinary('timeout');
   private readonly envBin = findBinary('env');
+  private readonly niceBin = findBinary('nice');
 
   available(): boolean { return !this.broken && !!this.timeoutBin && !!this.envBin; }
 
@@ -187,10 +193,16 @@ class SpawnHelper {
     const timeoutMs = opts.timeoutMs ?? 30_000;
     if (opts.input) await writeFile(`${f}.in`, opts.input);
     const env = opts.env ? [this.envBin!, '-i', ...Object.entries(opts.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`)] : [];
-    const words = [this.timeoutBin!, '-s', 'KILL', `${Math.max(0.001, timeoutMs / 1000)}`, ...env, file, ...args].map(shQuote).join(' ');
+    const timeout = opts.noTimeout ? [] : [this.timeoutBin!, '-s', 'KILL', `${Math.max(0.001, timeoutMs / 1000)}`];
+    // background work (the sandbox pool's refill) yields the CPU to pod starts
+    const nice = opts.nice && this.niceBin ? [this.niceBin, '-n', String(opts.nice)] : [];
+    const words = [...timeout, ...nice, ...env, file, ...args].map(shQuote).join(' ');
     const redirs = `<${opts.input ? shQuote(`${f}.in`) : '/dev/null'} >${shQuote(`${f}.out`)} 2>${shQuote(`${f}.err`)}${opts.fd3 ? ` 3>${shQuote(opts.fd3)}` : ''}`;
-    // a subshell when it changes directory; the exit status of a failed cd or redirection is reported too
-    const cmd = opts.cwd ? `(cd ${shQuote(opts.cwd)} && exec ${words} ${redirs})` : `${words} ${redirs}`;
+    const added = Object.entries(opts.addEnv ?? {});
+    for (const [k] of added) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`invalid environment variable name ${JSON.stringify(k)}`);
+    const exports = added.map(([k, v]) => `export ${k}=${shQuote(v)} && `).join('');
+    // a subshell when it changes directory or the environment; the exit status of a failed cd or redirection is reported too
+    const cmd = opts.cwd || added.length ? `(${opts.cwd ? `cd ${shQuote(opts.cwd)} && ` : ''}${exports}exec ${words} ${redirs})` : `${words} ${redirs}`;
     const line = `{ ${cmd}; echo "${id} $?"; } &\n`;
     const code = await new Promise<number | undefined>((resolve) => {
       // a helper that stops answering must not hang the caller
@@ -218,9 +230,9 @@ const helper = new SpawnHelper();
  * run() for short-lived host tools on hot paths (pod start and stop): the same contract, but the
  * process is forked by a small helper shell instead of the (large) agent process. `file` must be a
  * path to an executable (as from findBinary); the exit status of a command killed by a signal is
- * 128 + the signal number, as a shell reports it.
+ * 128 + the signal number, as a shell reports it. `nice` runs it at that niceness (helper only).
  */
-export async function runFast(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+export async function runFast(file: string, args: string[], opts: RunOptions & { nice?: number } = {}): Promise<RunResult> {
   if (file.includes('/') && !isExecutableFile(file)) throw Object.assign(new Error(`spawn ${file} ENOENT`), { code: 'ENOENT' });
   if (!file.includes('/')) return run(file, args, opts);
   return (await helper.run(file, args, opts)) ?? run(file, args, opts);

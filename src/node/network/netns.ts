@@ -115,6 +115,23 @@ export async function createPodNamespaces(o: { netnsName: string; dir: string; h
   return ns;
 }
 
+/**
+ * New network, IPC and UTS namespaces bound at the given paths (any file paths, e.g. under the
+ * agent's run dir), made by one `unshare --net=… --ipc=… --uts=… true` (the UTS namespace keeps the
+ * host's name); removed with removePodNamespaces.
+ */
+export async function createNamespacesAt(ns: { netns: string; ipc: string; uts: string }, o: { nice?: number } = {}): Promise<void> {
+  const t = findBinary('true');
+  if (!t) throw new Error('`true` (coreutils) not found');
+  for (const f of [ns.netns, ns.ipc, ns.uts]) await writeFile(f, '', { flag: 'a' });
+  const args = [`--net=${ns.netns}`, `--ipc=${ns.ipc}`, `--uts=${ns.uts}`, t];
+  const r = await runFast(unshareBinary(), args, { timeoutMs: 10_000, ...(o.nice ? { nice: o.nice } : {}) });
+  if (r.code !== 0) {
+    await removePodNamespaces(ns).catch(() => undefined);
+    throw new Error(`unshare ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim() || `exit ${r.code ?? r.signal}`}`);
+  }
+}
+
 /** Unmounts and removes a pod's namespace files (one `umount` for all). Missing ones are fine. */
 export async function removePodNamespaces(ns: { netns?: string; ipc?: string; uts?: string }): Promise<void> {
   const files = [ns.netns, ns.ipc, ns.uts].filter((f): f is string => !!f);

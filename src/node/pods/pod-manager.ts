@@ -17,6 +17,13 @@
 // All containers of a pod join its IPC and UTS namespaces (as upstream's pause container gives
 // them); hostIPC pods use the host's IPC namespace.
 //
+// Faster still: a pod without hostPorts and hostIPC takes a pre-made sandbox from a small pool
+// (network/sandbox-pool.ts: namespaces made and CNI ADD done, moved to the pod's namespace dir by
+// one rename), so nothing of the sandbox is on its start path; its containers set the pod's hostname
+// in the pooled UTS namespace, and its CNI DEL names the pool's CNI container id (sandbox.json
+// cniId). The pool refills only while no pod start is in progress.
+// KYB_POD_START_TRACE=1 logs, for each pod start, when each step finished (ms after the sync began).
+//
 // Container instances are the runtime's (runc + conmon); everything needed to carry on after an agent
 // restart is on disk, so a restarted agent finds running containers and does not restart them.
 import { createHash } from 'node:crypto';
@@ -30,6 +37,7 @@ import type { EventRecorder, RestClient, ResourceRef } from '../../client/index.
 import { type ContainerInfo, type ContainerMeta, type Runtime, podCgroupPath, removePodCgroups } from '../runtime/runtime.js';
 import { buildOciSpec, containerArgs, podHostname, resolveImageUser } from '../runtime/oci-spec.js';
 import { createPodNamespaces, removePodNamespaces, type PodNamespaces } from '../network/netns.js';
+import { SandboxPool } from '../network/sandbox-pool.js';
 import { computePodStatus, type ContainerView } from './pod-status.js';
 import { observePodStart } from '../node-metrics.js'; // prometheus
 
@@ -98,6 +106,11 @@ export interface PodManagerOptions {
   /** back-off base and cap for restarts and image pulls (default 10 s and 300 s, as upstream) */
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /**
+   * how many pre-made network sandboxes (namespace + CNI ADD done) to keep for pods without
+   * hostPorts (network/sandbox-pool.ts); default 2, 0 turns the pool off
+   */
+  sandboxPoolSize?: number;
 }
 
 interface PodRecord {
@@ -126,10 +139,15 @@ interface PodRecord {
   terminating?: Promise<void>;
   lastStatus?: string;
   gone?: boolean;
+  /** KYB_POD_START_TRACE: step timestamps of this pod's start (logged when Running is written) */
+  trace?: [string, number][];
 }
 
-/** sandbox.json: ip is absent while CNI ADD has not finished; ipc/uts absent for sandboxes of older agents */
-interface Sandbox { netns: string; ip: string; ipc?: string; uts?: string }
+/**
+ * sandbox.json: ip is absent while CNI ADD has not finished; ipc/uts absent for sandboxes of older
+ * agents; cniId is the CNI container id of a sandbox taken from the pool (else the pod UID)
+ */
+interface Sandbox { netns: string; ip: string; ipc?: string; uts?: string; cniId?: string }
 
 function specHash(c: Container): string {
   const relevant = { image: c.image, command: c.command, args: c.args, env: c.env, envFrom: c.envFrom, ports: c.ports, volumeMounts: c.volumeMounts, workingDir: c.workingDir, securityContext: c.securityContext, resources: c.resources, lifecycle: c.lifecycle };
@@ -146,12 +164,30 @@ function usesPodIP(c: Container): boolean {
   return (c.env ?? []).some((e) => /^status\.podIPs?$/.test(e.valueFrom?.fieldRef?.fieldPath ?? ''));
 }
 
+const TRACE = !!process.env.KYB_POD_START_TRACE;
+function mark(r: { trace?: [string, number][] }, step: string): void { if (TRACE && r.trace) r.trace.push([step, performance.now()]); }
+
+/** the pod's hostPort mappings (portmap), for CNI ADD */
+function hostPorts(pod: Pod): { hostPort: number; containerPort: number; protocol: 'tcp' | 'udp'; hostIP?: string }[] {
+  return (pod.spec?.containers ?? []).flatMap((c) => (c.ports ?? []).filter((p) => p.hostPort).map((p) => ({
+    hostPort: p.hostPort!, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP').toLowerCase() as 'tcp' | 'udp', ...(p.hostIP ? { hostIP: p.hostIP } : {}),
+  })));
+}
+
 function podKey(p: { metadata?: { namespace?: string; name?: string } }): string { return `${p.metadata?.namespace}/${p.metadata?.name}`; }
 
 export class PodManager {
   private readonly records = new Map<string, PodRecord>(); // by uid
   private readonly exitWaiters = new Map<string, (() => void)[]>();
-  constructor(private readonly o: PodManagerOptions) {}
+  private readonly pool: SandboxPool;
+  constructor(private readonly o: PodManagerOptions) {
+    this.pool = new SandboxPool({
+      dir: join(o.runtime.runRoot, 'pods'), size: o.sandboxPoolSize ?? 2, network: () => o.network(), log: (m) => this.log(m),
+    });
+  }
+
+  /** Starts filling the sandbox pool (once the pod network exists; a pod sync also starts it). */
+  startSandboxPool(): void { this.pool.kick(); }
 
   private log(m: string): void { this.o.log?.(m); }
 
@@ -163,6 +199,7 @@ export class PodManager {
         uid, namespace: pod.metadata.namespace!, name: pod.metadata.name!, startTime: new Date().toISOString(),
         waiting: new Map(), imageBackoff: new Map(), imageIDs: new Map(), probes: new Map(), ready: new Map(), started: new Map(), killing: new Set(),
         prepared: new Map(),
+        ...(TRACE ? { trace: [['sync', performance.now()]] as [string, number][] } : {}),
       };
       const sb = this.readSandbox(uid);
       // without an address the agent stopped during CNI ADD: the namespaces are found again, ADD redone
@@ -219,6 +256,17 @@ export class PodManager {
   // ------------------------------------------------------------------------------------------ sync
 
   async sync(pod: PodObj | undefined, key: string): Promise<void> {
+    // a pod start holds the sandbox pool's refill back until it is done (they would share the cores)
+    const starting = !!pod && !pod.metadata.deletionTimestamp && !this.records.get(pod.metadata.uid!)?.sandbox;
+    if (starting) this.pool.hold();
+    try {
+      await this.syncPod(pod, key);
+    } finally {
+      if (starting) this.pool.release(); else this.pool.kick();
+    }
+  }
+
+  private async syncPod(pod: PodObj | undefined, key: string): Promise<void> {
     if (!pod) {
       // the API object is gone: stop and remove whatever still runs for pods of this name
       for (const [uid, p] of this.runtimePodUIDs()) {
@@ -254,16 +302,26 @@ export class PodManager {
         await this.writeStatus(pod, r, new Map(), 'NetworkNotReady'); this.o.enqueue(key, 1000); return;
       }
       this.prepareRootfs(pod, r);
-      try {
-        r.ns = await createPodNamespaces({ netnsName: `kyb-${r.uid}`, dir: this.nsDir(r.uid), hostname: podHostname(pod), hostIPC: pod.spec?.hostIPC === true });
-      } catch (e) {
-        this.o.recorder.event(pod, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${(e as Error).message}`);
-        await volumesP?.catch(() => undefined);
-        throw e;
+      // a pre-made sandbox (namespaces made, CNI ADD done), moved to the pod's namespace dir, for
+      // pods without host ports and hostIPC whose namespaces were not begun before (an agent restart)
+      const pooled = hostPorts(pod).length || pod.spec?.hostIPC || r.ns || existsSync(this.nsDir(r.uid)) ? undefined : this.pool.take(this.nsDir(r.uid));
+      if (pooled) {
+        r.sandbox = { netns: pooled.netns, ipc: pooled.ipc, uts: pooled.uts, ip: pooled.ip, cniId: pooled.id };
+        this.writeSandbox(r.uid, r.sandbox);
+        mark(r, 'pooled-sandbox');
+      } else {
+        try {
+          r.ns = await createPodNamespaces({ netnsName: `kyb-${r.uid}`, dir: this.nsDir(r.uid), hostname: podHostname(pod), hostIPC: pod.spec?.hostIPC === true });
+          mark(r, 'namespaces');
+        } catch (e) {
+          this.o.recorder.event(pod, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${(e as Error).message}`);
+          await volumesP?.catch(() => undefined);
+          throw e;
+        }
+        this.writeSandbox(r.uid, { ...r.ns, ip: '' });
+        r.network = this.connect(pod, r, net, r.ns);
+        r.network.catch(() => undefined); // awaited before a container starts and at the end of this sync
       }
-      this.writeSandbox(r.uid, { ...r.ns, ip: '' });
-      r.network = this.connect(pod, r, net, r.ns);
-      r.network.catch(() => undefined); // awaited before a container starts and at the end of this sync
     }
     if (r.volumes && this.o.volumes.refresh && Date.now() - (r.volumesRefreshedAt ?? 0) >= 60_000) {
       // ConfigMap/Secret/downward API updates and token renewal reach running containers (as the kubelet's sync)
@@ -273,6 +331,7 @@ export class PodManager {
     if (volumesP) {
       try {
         r.volumes = await volumesP;
+        mark(r, 'volumes');
       } catch (e) {
         this.o.recorder.event(pod, 'Warning', 'FailedMount', `MountVolume.SetUp failed: ${(e as Error).message}`);
         await this.awaitNetwork(r);
@@ -323,7 +382,9 @@ export class PodManager {
     }
     await this.dropPrepared(r);
     await this.awaitNetwork(r); // the status names the pod IP (and a failed ADD is retried)
+    mark(r, 'network-awaited');
     const now = await this.instances(r.uid);
+    mark(r, 'instances');
     this.gcInstances(r, now);
     await this.writeStatus(pod, r, now);
   }
@@ -348,12 +409,11 @@ export class PodManager {
    * (containers created in them meanwhile are removed by the caller that awaited this).
    */
   private async connect(pod: PodObj, r: PodRecord, net: NetworkService, ns: PodNamespaces): Promise<void> {
-    const ports = (pod.spec?.containers ?? []).flatMap((c) => (c.ports ?? []).filter((p) => p.hostPort).map((p) => ({
-      hostPort: p.hostPort!, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP').toLowerCase() as 'tcp' | 'udp', ...(p.hostIP ? { hostIP: p.hostIP } : {}),
-    })));
+    const ports = hostPorts(pod);
     const ref = { containerId: r.uid, netns: ns.netns, namespace: r.namespace, podName: r.name, podUID: r.uid };
     try {
       const res = await net.setUp({ ...ref, portMappings: ports });
+      mark(r, 'cni-add');
       r.sandbox = { ...ns, ip: res.ip };
       this.writeSandbox(r.uid, r.sandbox);
       this.writeEtcFiles(pod, r);
@@ -468,7 +528,9 @@ export class PodManager {
       return;
     }
     // env, mounts, spec (the id of a root filesystem made ahead, see prepareRootfs; dropPrepared removes it if unused)
+    mark(r, 'image');
     const prep = await r.prepared.get(c.name);
+    mark(r, 'prepared-id');
     const id = prep && prep.imageId === image.id ? prep.id : this.o.runtime.newId();
     let env: string[];
     if (usesPodIP(c)) await this.awaitNetwork(r); // a failed sandbox fails the sync, which retries it
@@ -537,17 +599,21 @@ export class PodManager {
     const spec = buildOciSpec({
       pod, container: { ...c, securityContext: sc as Container['securityContext'] }, rootfs: '',
       args: containerArgs(c, image.config, env), env, cwd: c.workingDir || image.config.workingDir || '/',
-      user, netnsPath: ns.netns, ipcPath: ns.ipc, utsPath: ns.uts, hostIPC: pod.spec?.hostIPC === true, cgroupsPath, binds,
+      user, netnsPath: ns.netns, ipcPath: ns.ipc, utsPath: ns.uts, hostIPC: pod.spec?.hostIPC === true, cgroupsPath, binds, tty: c.tty === true,
+      // a pooled sandbox's UTS namespace was made before the pod was known: its containers set the name
+      setHostname: !!r.sandbox?.cniId,
     });
     const meta: ContainerMeta = {
       id, podUID: r.uid, podNamespace: r.namespace, podName: r.name, containerName: c.name, attempt, init,
       imageRef: image.ref, imageId: image.id,
       logPath: join(this.o.logsDir, `${r.namespace}_${r.name}_${r.uid}`, c.name, `${attempt}.log`),
-      cgroupsPath, createdAt: new Date().toISOString(), specHash: specHash(c),
+      cgroupsPath, createdAt: new Date().toISOString(), specHash: specHash(c), stdin: c.stdin === true, stdinOnce: c.stdinOnce === true, tty: c.tty === true,
     };
     try {
       r.prepared.delete(c.name); // the runtime owns the id now (a failed create removes it)
+      mark(r, 'spec');
       await this.o.runtime.create(meta, spec, image.layerDirs);
+      mark(r, 'runc-create');
       this.o.recorder.event(pod, 'Normal', 'Created', `Created container ${c.name}`);
     } catch (e) {
       const msg = (e as Error).message;
@@ -561,6 +627,7 @@ export class PodManager {
     try { await this.awaitNetwork(r); } catch (e) { await this.o.runtime.remove(id).catch(() => undefined); throw e; }
     try {
       await this.o.runtime.start(id);
+      mark(r, 'runc-start');
       this.o.recorder.event(pod, 'Normal', 'Started', `Started container ${c.name}`);
       r.waiting.delete(c.name);
       // readiness without a probe is known at once; probes start now rather than on the next sync
@@ -782,8 +849,15 @@ export class PodManager {
     const same = JSON.stringify(computeComparable(cur)) === JSON.stringify(computeComparable(status));
     if (same || r.lastStatus === cmp) return;
     try {
+      mark(r, 'patch-sent');
       await this.o.client.patch(PODS, r.namespace, r.name, { metadata: { uid: r.uid }, status }, 'merge', { subresource: 'status' });
       r.lastStatus = cmp;
+      if (r.trace && status.phase === 'Running') {
+        mark(r, 'patch-acked');
+        const t0 = r.trace[0]![1];
+        this.log(`pod start trace ${r.namespace}/${r.name}: ${r.trace.map(([k, t]) => `${k} +${(t - t0).toFixed(1)}`).join(' ')}`);
+        r.trace = undefined;
+      }
       if (status.phase === 'Running' && cur.phase !== 'Running') observePodStart(r.uid, r.startTime); // prometheus
     } catch (e) {
       if (isStatusError(e, 'NotFound')) return;
@@ -838,7 +912,8 @@ export class PodManager {
     const sb = r.sandbox ?? this.readSandbox(r.uid) ?? ('waiting' in r && r.ns ? { ...r.ns, ip: '' } : undefined);
     if (!sb) return;
     const net = this.o.network();
-    if (net) await net.tearDown({ containerId: r.uid, netns: sb.netns, namespace: r.namespace, podName: r.name, podUID: r.uid });
+    // (a sandbox from the pool was added under the pool's id; CNI DEL must name the same one)
+    if (net) await net.tearDown({ containerId: sb.cniId ?? r.uid, netns: sb.netns, namespace: r.namespace, podName: r.name, podUID: r.uid });
     // (a sandbox of an older agent has only the network namespace, made by `ip netns add`: the same unmount and unlink)
     await removePodNamespaces(sb);
     rmSync(join(this.o.podsDir, r.uid, 'sandbox.json'), { force: true });
@@ -886,6 +961,8 @@ export class PodManager {
 
   /** Stops every pod and removes all their state (kyb server --cleanup, tests). */
   async cleanupAll(): Promise<void> {
+    // no more pre-made sandboxes; the unclaimed ones (also an earlier agent's) go
+    await this.pool.close().catch((e) => this.log(`sandbox pool: ${(e as Error).message}`));
     for (const uid of this.knownPodUIDs()) {
       let ns = ''; let name = '';
       const rt = this.runtimePodUIDs().get(uid);
@@ -902,8 +979,11 @@ export class PodManager {
     let left: string[] = [];
     try { left = readdirSync(nsRoot); } catch { /* none */ }
     for (const uid of left) {
+      if (uid.startsWith('pool-')) continue; // unclaimed pooled sandboxes: pool.close()
       const d = join(nsRoot, uid);
+      // (the network namespace is /run/netns/kyb-<uid>, or <d>/net for a sandbox that came from the pool)
       await removePodNamespaces({ netns: `/run/netns/kyb-${uid}`, ipc: join(d, 'ipc'), uts: join(d, 'uts') })
+        .then(() => removePodNamespaces({ netns: join(d, 'net') }))
         .then(() => rmSync(d, { recursive: true, force: true }))
         .catch((e) => this.log(`remove namespaces of pod ${uid}: ${(e as Error).message}`));
     }

@@ -4,9 +4,10 @@
 // /run/netns) and, when given, its IPC and UTS namespaces (files the pod manager made, so that all
 // containers of a pod share SysV IPC, POSIX message queues and the hostname, as upstream's pause
 // container gives them; hostIPC uses the host's IPC namespace), the hostname (only without a pod UTS
-// namespace), volume and /etc file bind mounts, user, capabilities, and the container's
-// resources as cgroup limits (cpu shares from requests, CFS quota and memory limit from limits), as
-// the kubelet asks of its runtime.
+// namespace, or when asked to for a pre-made one: runc then sets it inside the joined namespace),
+// volume and /etc file bind mounts, user, capabilities, and the container's resources as cgroup
+// limits (cpu shares from requests, CFS quota and memory limit from limits), as the kubelet asks of
+// its runtime.
 //
 // rlimits are deliberately absent: an OCI config must never ask for more than the agent's own hard
 // limits (on these hosts there is no CAP_SYS_RESOURCE), so the container inherits them.
@@ -140,6 +141,11 @@ export interface SpecInput {
   ipcPath?: string;
   /** the pod's UTS namespace, its hostname already set in it; the container then sets none itself */
   utsPath?: string;
+  /**
+   * set the pod's hostname even though the container joins utsPath (runc sets it inside the joined
+   * namespace): for a pre-made sandbox whose UTS namespace was made before the pod was known
+   */
+  setHostname?: boolean;
   /** spec.hostIPC: the host's IPC namespace (no IPC namespace at all) */
   hostIPC?: boolean;
   cgroupsPath: string;
@@ -180,7 +186,7 @@ export function buildOciSpec(i: SpecInput): OciSpec {
     },
     root: { path: i.rootfs, readonly: sc.readOnlyRootFilesystem === true },
     // joining the pod's UTS namespace: its hostname was set once when it was made
-    ...(i.utsPath ? {} : { hostname: podHostname(i.pod) }),
+    ...(i.utsPath && !i.setHostname ? {} : { hostname: podHostname(i.pod) }),
     mounts,
     linux: {
       resources: {

@@ -77,3 +77,16 @@ export async function startBusyboxContainer(opts: { files?: Record<string, strin
     throw e;
   }
 }
+
+/** A one-layer busybox root filesystem under dir/layer (the host's /bin/busybox and its applet links). */
+export function busyboxLayer(dir: string): string {
+  const l = join(dir, 'layer');
+  mkdirSync(join(l, 'bin'), { recursive: true });
+  for (const d of ['etc', 'tmp', 'proc', 'sys', 'dev', 'root']) mkdirSync(join(l, d), { recursive: true });
+  copyFileSync('/bin/busybox', join(l, 'bin/busybox'));
+  spawnSync('chmod', ['755', join(l, 'bin/busybox')]);
+  for (const a of spawnSync('/bin/busybox', ['--list']).stdout.toString().trim().split('\n')) {
+    if (a !== 'busybox') symlinkSync('busybox', join(l, 'bin', a));
+  }
+  return l;
+}

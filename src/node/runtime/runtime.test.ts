@@ -4,29 +4,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, copyFileSync, symlinkSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Runtime, type ContainerMeta, removeCgroupParent } from './runtime.js';
 import { buildOciSpec } from './oci-spec.js';
+import { busyboxLayer } from './runc-exec.fixture.js';
 
 const canRun = process.getuid?.() === 0 && existsSync('/bin/busybox') && (() => {
   try { execFileSync('runc', ['--version']); execFileSync('conmon', ['--version']); return true; } catch { return false; }
 })();
 
-/** A one-layer busybox root filesystem. */
-export function busyboxLayer(dir: string): string {
-  const l = join(dir, 'layer');
-  mkdirSync(join(l, 'bin'), { recursive: true });
-  for (const d of ['etc', 'tmp', 'proc', 'sys', 'dev', 'root']) mkdirSync(join(l, d), { recursive: true });
-  copyFileSync('/bin/busybox', join(l, 'bin/busybox'));
-  execFileSync('chmod', ['755', join(l, 'bin/busybox')]);
-  for (const a of execFileSync('/bin/busybox', ['--list']).toString().trim().split('\n')) {
-    if (a !== 'busybox') symlinkSync('busybox', join(l, 'bin', a));
-  }
-  return l;
-}
 
 test('runc + conmon: logs, exit codes, OOM, survival across Runtime instances', { skip: !canRun && 'needs root, runc, conmon, busybox' }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kyb-rt-'));

@@ -8,21 +8,27 @@
 //
 // create:  overlay mount of the image layers (+ a per-container upper dir) at <stateDir>/<id>/rootfs
 //          (where the mount fails, or with rootfs: 'copy', a copy of the layers there instead),
-//          config.json, conmon (sync pipe → pid of `runc create`);   start: `runc start`
+//          config.json, conmon (sync pipe → pid of `runc create`)
+// start:   what `runc start` does, without a runc process: read runc's exec FIFO to EOF and remove
+//          it (startByExecFifo); `runc start` itself only when that cannot be done
 // exit:    fs.watch on the exit dir → finalize(): exit code, OOM kill count from the memory cgroup (read
 //          before `runc delete`, which removes the cgroup), `exit.json`, `runc delete`, unmount
 // Short-lived tools (mount, umount, runc start/state/kill/delete) are forked by the spawn helper
 // (network/exec.ts runFast), not by the agent process, whose fork() is slow; so is conmon, its sync
-// pipe then a FIFO in the bundle (spawned directly, with a pipe, where the helper cannot be used).
+// pipe then a FIFO in the bundle (spawned directly, with a pipe, where the helper cannot be used),
+// made ahead with the root filesystem when the pod manager prepares one, and no `env`/`timeout`
+// process in front of conmon.
 // remove:  finalize if needed, then the metadata and the container's files (the log stays until the pod
 //          is cleaned up, for `kubectl logs --previous`).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants as fsConstants, createReadStream, existsSync, mkdirSync, openSync, rmdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, renameSync, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
+import { Socket } from 'node:net';
 import type { OciSpec } from './oci-spec.js';
 import { findBinary, runFast, runFastWithFd3, spawnHelperAvailable } from '../network/exec.js';
 import { copyLayers } from '../images/layer-copy.js';
+import { conmonStdioArgs } from './attach.js';
 
 /** Container IDs are 64 hex digits (newId). */
 const CONTAINER_ID = /^[0-9a-f]{64}$/;
@@ -61,6 +67,10 @@ export interface ContainerMeta {
   startedAt?: string;
   /** a hash of the container spec it was made from; a change means the container must be replaced */
   specHash: string;
+  /** the container spec's stdin / stdinOnce / tty: conmon's -i / --leave-stdin-open / -t (kubectl attach) */
+  stdin?: boolean;
+  stdinOnce?: boolean;
+  tty?: boolean;
 }
 
 export interface ExitInfo { exitCode: number; finishedAt: string; oomKilled: boolean }
@@ -197,7 +207,10 @@ export class Runtime {
    */
   prepareRootfs(id: string, layerDirs: string[]): void {
     if (!CONTAINER_ID.test(id)) throw new Error(`invalid container id ${JSON.stringify(id)}`);
-    const done = this.makeRootfs(this.dir(id), layerDirs);
+    // conmon's sync FIFO too (one process less when create() starts conmon)
+    mkdirSync(this.dir(id), { recursive: true });
+    const fifo = this.makeSyncFifo(this.dir(id));
+    const done = Promise.all([this.makeRootfs(this.dir(id), layerDirs), fifo]).then(() => undefined);
     done.catch(() => undefined); // create() reports it
     this.prepared.set(id, { layers: layerDirs.join(':'), done });
   }
@@ -230,15 +243,22 @@ export class Runtime {
       '--exit-dir', this.exitDir, '-l', `k8s-file:${meta.logPath}`, '--log-size-max', String(this.logSizeMax),
       '--socket-dir-path', this.sockDir, '--conmon-pidfile', join(bundle, 'conmon.pid'),
       '--runtime-arg', '--root', '--runtime-arg', this.runcRoot, '--log-level', 'error',
+      ...conmonStdioArgs(meta), // stdin pipe / tty for kubectl attach (attach.ts)
     ];
     // through the spawn helper (the agent is not forked): the sync pipe is a FIFO in the bundle
-    const mkfifo = findBinary('mkfifo');
-    if (mkfifo && this.conmon.includes('/') && spawnHelperAvailable()) {
+    if (this.conmon.includes('/') && spawnHelperAvailable()) {
       const fifo = join(bundle, 'sync.fifo');
-      const mk = await runFast(mkfifo, ['-m', '600', fifo], { timeoutMs: 10_000 }).catch(() => undefined);
-      if (mk?.code === 0) return this.startConmonViaHelper(args, bundle, fifo);
+      if (isFifo(fifo) || await this.makeSyncFifo(bundle)) return this.startConmonViaHelper(args, bundle, fifo);
     }
     return this.startConmonDirect(args, bundle);
+  }
+
+  /** <bundle>/sync.fifo for conmon's sync pipe (made ahead by prepareRootfs); false when it cannot be made */
+  private async makeSyncFifo(bundle: string): Promise<boolean> {
+    const mkfifo = findBinary('mkfifo');
+    if (!mkfifo || !spawnHelperAvailable()) return false;
+    const mk = await runFast(mkfifo, ['-m', '600', join(bundle, 'sync.fifo')], { timeoutMs: 10_000 }).catch(() => undefined);
+    return mk?.code === 0;
   }
 
   /** conmon forked by the spawn helper, its sync pipe (fd 3) a FIFO: the first line is `{"data": <pid>}` or an error. */
@@ -261,7 +281,8 @@ export class Runtime {
       const buffered = readConmonSync(sync, finish);
       sync.on('end', () => finish(new Error(`conmon closed its sync pipe without an answer${buffered() ? `: ${buffered().trim()}` : ''}`)));
       sync.on('error', (e) => finish(e));
-      runFastWithFd3(this.conmon, args, { env: { ...process.env, _OCI_SYNCPIPE: '3' }, cwd: bundle, fd3: fifo, timeoutMs: 60_000 }).then((r) => {
+      // (no `env` and no `timeout` process in front of it: the first conmon process exits after forking, and the timer above is the deadline)
+      runFastWithFd3(this.conmon, args, { addEnv: { _OCI_SYNCPIPE: '3' }, cwd: bundle, fd3: fifo, timeoutMs: 60_000, noTimeout: true }).then((r) => {
         if (!r) { finish(new Error('conmon: the spawn helper is gone')); return; }
         // the first conmon process exits after forking; an early non-zero exit is a failure
         if (r.code !== 0) setTimeout(() => finish(new Error(`conmon exited with ${r.code ?? r.signal}: ${r.stderr.trim()}`)), 50);
@@ -300,9 +321,57 @@ export class Runtime {
   }
 
   async start(id: string): Promise<void> {
-    await run(this.runc, ['--root', this.runcRoot, 'start', id]);
+    if (!(await this.startByExecFifo(id))) await run(this.runc, ['--root', this.runcRoot, 'start', id]);
     const meta = this.meta(id);
     if (meta) { meta.startedAt = new Date().toISOString(); this.writeJson(join(this.dir(id), 'meta.json'), meta); }
+  }
+
+  /**
+   * What `runc start` does for a created container, without starting a runc process (10–50 ms on
+   * the pod start path here): runc's init waits, before it execs the container's process, until
+   * someone opens `<runc root>/<id>/exec.fifo` for reading; it then writes one byte and the write
+   * end closes with its exec. runc start reads that to EOF and removes the FIFO (from then on runc
+   * reports the container as running); this does the same. Resolves false (the caller then runs
+   * `runc start`, which also gives runc's own error) when there is no FIFO, nothing was written
+   * (the init died), or nothing happened within 10 s.
+   */
+  private async startByExecFifo(id: string): Promise<boolean> {
+    const fifo = join(this.runcRoot, id, 'exec.fifo');
+    let fd: number;
+    try {
+      if (!statSync(fifo).isFIFO()) return false;
+      // non-blocking: open() does not wait for a writer; the pipe handle waits for data / EOF on the event loop
+      fd = openSync(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    } catch { return false; }
+    let initPid = 0;
+    try { initPid = Number.parseInt(readFileSync(join(this.dir(id), 'pidfile'), 'utf8').trim(), 10) || 0; } catch { /* unknown */ }
+    const got = await new Promise<boolean>((resolve) => {
+      const sock = new Socket({ fd, readable: true, writable: false });
+      let n = 0;
+      let settled = false;
+      const finish = (ok: boolean) => {
+        if (settled) return;
+        settled = true;
+        clearInterval(watchInit);
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(ok);
+      };
+      // as runc start does: if the init is gone without ever opening its end, nobody will write
+      const watchInit = setInterval(() => {
+        if (!initPid) return;
+        let gone = false;
+        try { gone = / Z /.test(readFileSync(`/proc/${initPid}/stat`, 'utf8').replace(/^.*\)/, '')); } catch { gone = true; }
+        if (gone) finish(n > 0);
+      }, 100);
+      const timer = setTimeout(() => finish(false), 10_000);
+      sock.on('data', (b: Buffer) => { n += b.length; });
+      sock.on('end', () => finish(n > 0));
+      sock.on('error', () => finish(false));
+    });
+    if (!got) return false;
+    rmSync(fifo, { force: true });
+    return true;
   }
 
   /** runc's view: created | running | stopped (| paused), or undefined when runc does not know it. */
@@ -458,6 +527,10 @@ export class Runtime {
   }
 
   close(): void { this.watcher?.close(); }
+}
+
+function isFifo(path: string): boolean {
+  try { return statSync(path).isFIFO(); } catch { return false; }
 }
 
 function isMounted(path: string): boolean {

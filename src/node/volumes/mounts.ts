@@ -1,12 +1,17 @@
 // The few mount operations volumes need: a tmpfs for memory-backed emptyDirs (and for secret and
 // projected volumes, which the kubelet keeps off disk), finding mounts under a pod's volume dir from
 // /proc/self/mountinfo, and unmounting them. Uses the host's mount(8)/umount(8) (util-linux), which
-// every node has, rather than a native addon.
-import { execFile } from 'node:child_process';
+// every node has, rather than a native addon, forked by the spawn helper of network/exec.ts (a pod's
+// projected service-account volume is a tmpfs, so this is on the pod start path, and forking the
+// agent process itself costs 5–11 ms of its event loop).
 import { readFileSync, realpathSync } from 'node:fs';
-import { promisify } from 'node:util';
+import { findBinary, runFast } from '../network/exec.js';
 
-const run = promisify(execFile);
+/** mount/umount through the spawn helper; rejects (with stderr) unless it exits 0 */
+async function run(cmd: 'mount' | 'umount', args: string[]): Promise<void> {
+  const r = await runFast(findBinary(cmd) ?? cmd, args, { timeoutMs: 30_000 });
+  if (r.code !== 0) throw Object.assign(new Error(`${cmd} ${args.join(' ')}: exit ${r.code ?? r.signal}`), { stderr: r.stderr });
+}
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo octal. */
 function unescapeMountPath(s: string): string {

@@ -139,15 +139,17 @@ export class VolumeManager {
     const uid = pod.metadata?.uid ?? '';
     return this.serial(uid, async () => {
       await fs.mkdir(join(this.podDir(uid), 'volumes'), { recursive: true, mode: 0o750 });
+      // all volumes at once (their API reads and mounts are independent); the first failure, in spec order, is reported
+      const vols = pod.spec?.volumes ?? [];
+      const res = await Promise.allSettled(vols.map((v) => this.setUpVolume(pod, v)));
       const out = new Map<string, MountedVolume>();
-      for (const v of pod.spec?.volumes ?? []) {
-        try {
-          out.set(v.name, await this.setUpVolume(pod, v));
-        } catch (e) {
-          if (e instanceof VolumeSetUpError) throw e;
-          throw new VolumeSetUpError(v.name, e instanceof Error ? e.message : String(e), { cause: e });
-        }
-      }
+      res.forEach((r, i) => {
+        const v = vols[i]!;
+        if (r.status === 'fulfilled') { out.set(v.name, r.value); return; }
+        const e = r.reason as unknown;
+        if (e instanceof VolumeSetUpError) throw e;
+        throw new VolumeSetUpError(v.name, e instanceof Error ? e.message : String(e), { cause: e });
+      });
       return out;
     });
   }
@@ -240,12 +242,24 @@ export class VolumeManager {
       throw new Error(`volume type ${kind} is not supported by this node`);
     }
     const dir = this.volumeDir(uid, plugin, v.name);
-    // read the sources first: a missing configMap must not leave a half-made volume behind
-    const payload = await this.payloadFor(pod, v);
-    await fs.mkdir(dir, { recursive: true });
-    if ((plugin === 'secret' || plugin === 'projected') && this.memoryBackedSecrets && !isMountPoint(dir)) {
-      await mountTmpfs(dir, { mode: 0o1777 });
+    // the directory (and its tmpfs) while the sources are read; a missing configMap must not leave a
+    // half-made volume behind, so one made here is removed again when the read fails
+    const existed = await exists(dir);
+    const made = (async () => {
+      await fs.mkdir(dir, { recursive: true });
+      if ((plugin === 'secret' || plugin === 'projected') && this.memoryBackedSecrets && !isMountPoint(dir)) {
+        await mountTmpfs(dir, { mode: 0o1777 });
+      }
+    })();
+    let payload: Map<string, FileProjection> | undefined;
+    try {
+      payload = await this.payloadFor(pod, v);
+    } catch (e) {
+      await made.catch(() => undefined);
+      if (!existed) { await unmount(dir).catch(() => undefined); if (!isMountPoint(dir)) await fs.rm(dir, { recursive: true, force: true }); }
+      throw e;
     }
+    await made;
     await fs.chmod(dir, plugin === 'secret' || plugin === 'projected' ? 0o1777 : 0o777);
     await writeAtomic(dir, payload ?? new Map(), { gid: this.fsGroup(pod) });
     return { hostPath: dir, readOnly: true };
@@ -289,8 +303,8 @@ export class VolumeManager {
     const out = new Map<string, FileProjection>();
     const put = (path: string, data: Buffer | string, mode: number): void => { out.set(path, { data, mode: withGroup(mode) }); };
 
-    const addConfigMap = async (name: string, items: KeyToPath[] | undefined, optional: boolean, defaultMode: number): Promise<void> => {
-      const cm = await this.getConfigMap(ns, name);
+    const addConfigMap = async (name: string, items: KeyToPath[] | undefined, optional: boolean, defaultMode: number, pre?: { got: ConfigMap | undefined }): Promise<void> => {
+      const cm = pre ? pre.got : await this.getConfigMap(ns, name);
       if (!cm) {
         if (optional) return;
         throw new Error(`configmap ${JSON.stringify(name)} not found`);
@@ -314,8 +328,8 @@ export class VolumeManager {
       }
     };
 
-    const addSecret = async (name: string, items: KeyToPath[] | undefined, optional: boolean, defaultMode: number): Promise<void> => {
-      const s = await this.getSecret(ns, name);
+    const addSecret = async (name: string, items: KeyToPath[] | undefined, optional: boolean, defaultMode: number, pre?: { got: Secret | undefined }): Promise<void> => {
+      const s = pre ? pre.got : await this.getSecret(ns, name);
       if (!s) {
         if (optional) return;
         throw new Error(`secret ${JSON.stringify(name)} not found`);
@@ -365,17 +379,27 @@ export class VolumeManager {
     }
     if (v.projected) {
       const mode = v.projected.defaultMode ?? DEFAULT_MODE;
-      for (const src of v.projected.sources ?? []) {
-        if (src.configMap) await addConfigMap(src.configMap.name ?? '', src.configMap.items, src.configMap.optional === true, mode);
-        else if (src.secret) await addSecret(src.secret.name ?? '', src.secret.items, src.secret.optional === true, mode);
-        else if (src.downwardAPI) addDownward(src.downwardAPI.items, mode);
-        else if (src.serviceAccountToken) {
-          const token = await this.serviceAccountToken(pod, v.name, src.serviceAccountToken);
-          put(src.serviceAccountToken.path, token, mode);
-        } else {
+      const sources = v.projected.sources ?? [];
+      for (const src of sources) {
+        if (!src.configMap && !src.secret && !src.downwardAPI && !src.serviceAccountToken) {
           const kind = Object.keys(src)[0] ?? 'unknown';
           throw new Error(`projected volume source ${kind} is not supported by this node`);
         }
+      }
+      // the sources' API reads (configMap, secret, TokenRequest) at once; their files are put in source order
+      const fetched = await Promise.allSettled(sources.map((src) =>
+        src.configMap ? this.getConfigMap(ns, src.configMap.name ?? '')
+          : src.secret ? this.getSecret(ns, src.secret.name ?? '')
+            : src.serviceAccountToken ? this.serviceAccountToken(pod, v.name, src.serviceAccountToken)
+              : Promise.resolve(undefined)));
+      for (let i = 0; i < sources.length; i++) {
+        const src = sources[i]!;
+        const f = fetched[i]!;
+        if (f.status === 'rejected') throw f.reason;
+        if (src.configMap) await addConfigMap(src.configMap.name ?? '', src.configMap.items, src.configMap.optional === true, mode, { got: f.value as ConfigMap | undefined });
+        else if (src.secret) await addSecret(src.secret.name ?? '', src.secret.items, src.secret.optional === true, mode, { got: f.value as Secret | undefined });
+        else if (src.downwardAPI) addDownward(src.downwardAPI.items, mode);
+        else if (src.serviceAccountToken) put(src.serviceAccountToken.path, f.value as string, mode);
       }
       return out;
     }
