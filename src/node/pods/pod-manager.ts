@@ -67,6 +67,8 @@ export interface VolumeService {
   tearDown(podUID: string): Promise<void>;
   /** re-project configMap/secret/downwardAPI content and renew tokens; names of volumes that changed */
   refresh?(pod: Pod): Promise<string[]>;
+  /** after every pod's tearDown: remove what the volumes share (the node's secrets tmpfs) */
+  cleanup?(): Promise<void>;
 }
 export type EnvResolver = (pod: Pod, container: Container, imageEnv: string[]) => Promise<string[]>;
 export type SubPathResolver = (volumeHostPath: string, subPath: string) => string | Promise<string>;
@@ -987,6 +989,7 @@ export class PodManager {
         .then(() => rmSync(d, { recursive: true, force: true }))
         .catch((e) => this.log(`remove namespaces of pod ${uid}: ${(e as Error).message}`));
     }
+    await this.o.volumes.cleanup?.().catch((e) => this.log(`volumes: ${(e as Error).message}`));
   }
 
   /** For the streaming backend: the current (or previous) instance of a container of a pod. */

@@ -22,6 +22,15 @@ let root: string;
 let vm: VolumeManager;
 const pods: string[] = [];
 
+/** the file system type of the mount that holds path (the deepest mount point above it) */
+function fsTypeOf(path: string): string | undefined {
+  let best: { mountPoint: string; fsType: string } | undefined;
+  for (const m of listMounts()) {
+    if ((path === m.mountPoint || path.startsWith(m.mountPoint.endsWith('/') ? m.mountPoint : `${m.mountPoint}/`)) && (!best || m.mountPoint.length > best.mountPoint.length)) best = m;
+  }
+  return best?.fsType;
+}
+
 before(async () => {
   server = await FakeApiServer.start();
   client = new RestClient({ server: server.url });
@@ -32,6 +41,7 @@ after(async () => {
   // whatever a failed test left: unmount and delete
   for (const uid of pods) await vm.tearDown(uid).catch(() => undefined);
   for (const m of mountsUnder(root)) await unmount(m.mountPoint).catch(() => undefined);
+  await vm.cleanup(); // the node's secrets tmpfs
   assert.deepEqual(mountsUnder(root), []);
   await fs.rm(root, { recursive: true, force: true });
   client.close();
@@ -180,14 +190,15 @@ test('secret: decoded, items and modes, kept on a tmpfs when root', async () => 
   server.put(secrets, { metadata: { namespace: 'default', name }, type: 'Opaque', data: { password: b64('s3cr3t'), 'tls.key': b64('KEY') } });
   const pod = newPod([{ name: 'creds', secret: { secretName: name, defaultMode: 0o400, items: [{ key: 'password', path: 'pw' }] } }], { securityContext: { fsGroup: 2000 } });
   const v = (await vm.setUp(pod)).get('creds')!;
-  assert.equal(v.hostPath, join(root, pod.metadata!.uid!, 'volumes/kubernetes.io~secret/creds'));
+  assert.equal(v.hostPath, isRoot ? join(root, '.secrets', pod.metadata!.uid!, 'kubernetes.io~secret/creds') : join(root, pod.metadata!.uid!, 'volumes/kubernetes.io~secret/creds'));
   assert.equal(await read(join(v.hostPath, 'pw')), 's3cr3t');
   assert.equal(await mode(join(v.hostPath, 'pw')), 0o440); // fsGroup adds group read
   assert.equal((await fs.stat(join(v.hostPath, 'pw'))).gid, 2000);
   await assert.rejects(fs.lstat(join(v.hostPath, 'tls.key')), /ENOENT/);
-  if (isRoot) assert.equal(listMounts().find((m) => m.mountPoint === v.hostPath)?.fsType, 'tmpfs');
+  if (isRoot) assert.equal(fsTypeOf(v.hostPath), 'tmpfs');
   await vm.tearDown(pod.metadata!.uid!);
   assert.deepEqual(mountsUnder(root).filter((m) => m.mountPoint.includes(pod.metadata!.uid!)), []);
+  await assert.rejects(fs.lstat(v.hostPath), /ENOENT/);
 });
 
 test('downwardAPI: labels/annotations files, fields, resources with divisor; refresh follows label changes', async () => {
@@ -251,7 +262,7 @@ test('projected: configMap + secret + downwardAPI + a labelled placeholder servi
   assert.equal(await read(join(v.hostPath, 'namespace')), 'default');
   assert.equal(await read(join(v.hostPath, 'creds/user')), 'admin');
   assert.equal(await mode(join(v.hostPath, 'creds/user')), 0o400);
-  if (isRoot) assert.equal(listMounts().find((m) => m.mountPoint === v.hostPath)?.fsType, 'tmpfs');
+  if (isRoot) assert.equal(fsTypeOf(v.hostPath), 'tmpfs');
   await vm.tearDown(pod.metadata!.uid!);
 });
 
@@ -323,4 +334,22 @@ test('resolveSubPath: creates missing dirs, refuses .. and absolute paths and sy
   await assert.rejects(resolveSubPath(vol, '/etc'), /must be a relative path/);
   await assert.rejects(resolveSubPath(vol, 'escape/x'), /not within volume path/);
   await assert.rejects(fs.stat(join(outside, 'x')), /ENOENT/); // nothing was created outside
+});
+
+test('secret and projected volumes of every pod share one tmpfs, which cleanup() unmounts', { skip: !isRoot && 'needs root for tmpfs' }, async () => {
+  const name = 'shared-' + randomUUID().slice(0, 6);
+  server.put(secrets, { metadata: { namespace: 'default', name }, type: 'Opaque', data: { k: b64('v') } });
+  const a = newPod([{ name: 's', secret: { secretName: name } }]);
+  const b = newPod([{ name: 's', secret: { secretName: name } }]);
+  const va = (await vm.setUp(a)).get('s')!;
+  const vb = (await vm.setUp(b)).get('s')!;
+  assert.equal(await read(join(va.hostPath, 'k')), 'v');
+  assert.equal(await read(join(vb.hostPath, 'k')), 'v');
+  const tmpfs = mountsUnder(root).filter((m) => m.fsType === 'tmpfs');
+  assert.deepEqual(tmpfs.map((m) => m.mountPoint), [vm.secretsRoot()]);
+  await vm.tearDown(a.metadata!.uid!);
+  await vm.tearDown(b.metadata!.uid!);
+  await vm.cleanup();
+  assert.deepEqual(mountsUnder(root), []);
+  await assert.rejects(fs.lstat(vm.secretsRoot()), /ENOENT/);
 });

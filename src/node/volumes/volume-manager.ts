@@ -3,10 +3,17 @@
 //
 //   <root>/<podUID>/volumes/kubernetes.io~empty-dir/<name>     plain dir (0777), or a tmpfs for medium Memory
 //   <root>/<podUID>/volumes/kubernetes.io~configmap/<name>     atomic-writer dir (see atomic-writer.ts)
-//   <root>/<podUID>/volumes/kubernetes.io~secret/<name>        atomic-writer dir on a tmpfs (never on disk)
+//   <root>/<podUID>/volumes/kubernetes.io~secret/<name>        atomic-writer dir (on disk: only when not root)
 //   <root>/<podUID>/volumes/kubernetes.io~downward-api/<name>  atomic-writer dir
-//   <root>/<podUID>/volumes/kubernetes.io~projected/<name>     atomic-writer dir on a tmpfs
+//   <root>/<podUID>/volumes/kubernetes.io~projected/<name>     atomic-writer dir (on disk: only when not root)
+//   <root>/.secrets/<podUID>/kubernetes.io~secret|projected/<name>
+//                                                              the same, memory-backed (as root): never on disk
 //   hostPath                                                   the host path itself, after its type check
+//
+// Secret and projected volumes live on one tmpfs per node, <root>/.secrets, mounted when the first
+// one is set up, rather than on a tmpfs each as the kubelet mounts them: a `mount` is a process, and
+// it was most of a pod's volume set-up time (every pod has the kube-api-access projected volume).
+// The content is the same and never touches disk; the tmpfs is unmounted by cleanup().
 //
 // setUp() is idempotent (an agent restart calls it again for running pods: mounts are found, not
 // doubled; unchanged content is left alone). refresh() re-projects configMap/secret/downwardAPI/
@@ -118,6 +125,8 @@ export class VolumeManager {
   private readonly memoryBackedSecrets: boolean;
   /** tokens by `<podUID>/<volume>/<path>` */
   private readonly tokens = new Map<string, CachedToken>();
+  /** the mount of <root>/.secrets, once started */
+  private secretsTmpfs: Promise<void> | undefined;
 
   constructor(private readonly o: VolumeManagerOptions) {
     this.memoryBackedSecrets = o.memoryBackedSecrets ?? (process.getuid?.() === 0);
@@ -129,9 +138,42 @@ export class VolumeManager {
     return join(this.o.root, podUID);
   }
 
-  /** <root>/<podUID>/volumes/<plugin dir>/<name> */
+  /** <root>/<podUID>/volumes/<plugin dir>/<name>; memory-backed secret and projected volumes:
+   *  <root>/.secrets/<podUID>/<plugin dir>/<name> */
   volumeDir(podUID: string, plugin: keyof typeof pluginDirs, name: string): string {
+    if (this.inMemory(plugin)) { this.podDir(podUID); return join(this.secretsRoot(), podUID, pluginDirs[plugin], name); }
     return join(this.podDir(podUID), 'volumes', pluginDirs[plugin], name);
+  }
+
+  /** the node's tmpfs for secret and projected volumes */
+  secretsRoot(): string { return join(this.o.root, '.secrets'); }
+
+  private inMemory(plugin: keyof typeof pluginDirs): boolean {
+    return (plugin === 'secret' || plugin === 'projected') && this.memoryBackedSecrets;
+  }
+
+  /** Mounts <root>/.secrets once (a mount left by an earlier agent is reused). */
+  private ensureSecretsTmpfs(): Promise<void> {
+    if (!this.secretsTmpfs) {
+      const d = this.secretsRoot();
+      const p = (async () => {
+        await fs.mkdir(d, { recursive: true, mode: 0o700 });
+        if (!isMountPoint(d)) await mountTmpfs(d, { mode: 0o700 });
+      })();
+      this.secretsTmpfs = p;
+      p.catch(() => { if (this.secretsTmpfs === p) this.secretsTmpfs = undefined; });
+    }
+    return this.secretsTmpfs;
+  }
+
+  /** Unmounts and removes the node's secrets tmpfs (agent cleanup, after every pod's tearDown). */
+  async cleanup(): Promise<void> {
+    const d = this.secretsRoot();
+    this.secretsTmpfs = undefined;
+    if (!(await exists(d))) return;
+    for (const m of mountsUnder(d)) await unmount(m.mountPoint); // deepest first, d itself last
+    if (mountsUnder(d).length) throw new Error(`cannot remove ${d}: still mounted`);
+    await fs.rm(d, { recursive: true, force: true });
   }
 
   /** Sets up every volume of the pod; the map is keyed by volume name. */
@@ -192,6 +234,12 @@ export class VolumeManager {
         if (left.length) throw new Error(`cannot remove ${volumes}: still mounted: ${left.map((m) => m.mountPoint).join(', ')}`);
         await fs.rm(volumes, { recursive: true, force: true });
       }
+      const inMemory = join(this.secretsRoot(), podUID);
+      if (await exists(inMemory)) {
+        const left = mountsUnder(inMemory);
+        if (left.length) throw new Error(`cannot remove ${inMemory}: still mounted: ${left.map((m) => m.mountPoint).join(', ')}`);
+        await fs.rm(inMemory, { recursive: true, force: true });
+      }
       await fs.rmdir(podDir).catch(() => undefined); // only when nothing else lives there
       for (const k of [...this.tokens.keys()]) if (k.startsWith(`${podUID}/`)) this.tokens.delete(k);
     });
@@ -246,17 +294,15 @@ export class VolumeManager {
     // half-made volume behind, so one made here is removed again when the read fails
     const existed = await exists(dir);
     const made = (async () => {
+      if (this.inMemory(plugin)) await this.ensureSecretsTmpfs();
       await fs.mkdir(dir, { recursive: true });
-      if ((plugin === 'secret' || plugin === 'projected') && this.memoryBackedSecrets && !isMountPoint(dir)) {
-        await mountTmpfs(dir, { mode: 0o1777 });
-      }
     })();
     let payload: Map<string, FileProjection> | undefined;
     try {
       payload = await this.payloadFor(pod, v);
     } catch (e) {
       await made.catch(() => undefined);
-      if (!existed) { await unmount(dir).catch(() => undefined); if (!isMountPoint(dir)) await fs.rm(dir, { recursive: true, force: true }); }
+      if (!existed && !isMountPoint(dir)) await fs.rm(dir, { recursive: true, force: true });
       throw e;
     }
     await made;
