@@ -299,6 +299,25 @@ test('exceeding the memory limit is reported as OOMKilled', { skip: !canRun && '
   assert.equal(p.status.containerStatuses[0].state.terminated.exitCode, 137);
 });
 
+test('a missing ConfigMap keeps the pod ContainerCreating with FailedMount; once it exists the pod runs with it', { skip: !canRun && 'needs root' }, async () => {
+  await applyPod('latecfg', {
+    volumes: [{ name: 'cfg', configMap: { name: 'late-settings' } }],
+    containers: [{ name: 'main', image: IMAGE, command: ['/bin/sh', '-c', 'cat /etc/cfg/mode; sleep 3600'], volumeMounts: [{ name: 'cfg', mountPath: '/etc/cfg' }] }],
+  });
+  let events = '';
+  await poll('FailedMount event', async () => {
+    events = (await c.kubectl(['get', 'events', '--field-selector', 'involvedObject.name=latecfg'])).stdout;
+    return /FailedMount.*configmap "late-settings" not found/.test(events);
+  }, 30_000).catch((e: Error) => { throw new Error(`${e.message}; events: ${events}`); });
+  const p = await podJson('latecfg');
+  assert.equal(p.status.phase, 'Pending');
+  assert.equal(p.status.containerStatuses?.[0]?.state?.waiting?.reason ?? 'ContainerCreating', 'ContainerCreating');
+  await c.kubectl(['create', 'configmap', 'late-settings', '--from-literal=mode=late']);
+  await c.kubectl(['wait', '--for=condition=Ready', 'pod/latecfg', '--timeout=60s']);
+  await poll('the container printed the ConfigMap', async () => (await c.kubectl(['logs', 'latecfg'])).stdout === 'late');
+  assert.equal((await podJson('latecfg')).status.containerStatuses[0].restartCount, 0);
+});
+
 test('a missing image goes to ImagePullBackOff with events', { skip: !canRun && 'needs root' }, async () => {
   await applyPod('noimage', { containers: [{ name: 'main', image: 'kyb.local/does-not-exist:v1', imagePullPolicy: 'Never' }] });
   await poll('ErrImageNeverPull', async () => (await podJson('noimage')).status.containerStatuses?.[0]?.state?.waiting?.reason === 'ErrImageNeverPull');

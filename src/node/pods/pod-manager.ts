@@ -69,6 +69,9 @@ export interface VolumeService {
   refresh?(pod: Pod): Promise<string[]>;
   /** after every pod's tearDown: remove what the volumes share (the node's secrets tmpfs) */
   cleanup?(): Promise<void>;
+  /** setUp in two steps: the directories (containers can be created), then the content (`ready`,
+   *  awaited before a container starts) */
+  setUpEarly?(pod: Pod): Promise<{ mounts: Map<string, { hostPath: string; readOnly: boolean }>; ready: Promise<void> }>;
 }
 export type EnvResolver = (pod: Pod, container: Container, imageEnv: string[]) => Promise<string[]>;
 export type SubPathResolver = (volumeHostPath: string, subPath: string) => string | Promise<string>;
@@ -129,6 +132,10 @@ interface PodRecord {
   /** by container name: a container id whose root filesystem the runtime is making ahead of create */
   prepared: Map<string, Promise<{ id: string; imageId: string } | undefined>>;
   volumes?: Map<string, { hostPath: string; readOnly: boolean }>;
+  /** the volumes' content written (setUpEarly); containers start only after it */
+  volumesReady?: Promise<void>;
+  /** volumesReady failed: the next sync sets the volumes up again */
+  volumesFailed?: boolean;
   volumesRefreshedAt?: number;
   /** per container name: why it is not running now */
   waiting: Map<string, { reason: string; message?: string }>;
@@ -292,9 +299,13 @@ export class PodManager {
     // background while the volumes are set up and the first containers are created; a container is
     // only started once the network is there (startContainer awaits r.network).
     let volumesP: Promise<Map<string, { hostPath: string; readOnly: boolean }>> | undefined;
+    if (r.volumesFailed) { r.volumes = undefined; r.volumesReady = undefined; r.volumesFailed = false; }
     if (!r.volumes) {
       r.volumesRefreshedAt = Date.now();
-      volumesP = this.o.volumes.setUp(pod);
+      // the directories first, the content (API reads) while the first containers are created
+      volumesP = this.o.volumes.setUpEarly
+        ? this.o.volumes.setUpEarly(pod).then(({ mounts, ready }) => { r.volumesReady = ready; return mounts; })
+        : this.o.volumes.setUp(pod);
       volumesP.catch(() => undefined); // awaited below
     }
     if (!r.sandbox && !r.network) {
@@ -627,6 +638,20 @@ export class PodManager {
     }
     // created while CNI ADD ran; it starts only with its network in place
     try { await this.awaitNetwork(r); } catch (e) { await this.o.runtime.remove(id).catch(() => undefined); throw e; }
+    // and with its volumes' content written (setUpEarly)
+    if (r.volumesReady) {
+      try {
+        await r.volumesReady;
+      } catch (e) {
+        await this.o.runtime.remove(id).catch(() => undefined);
+        if (!r.volumesFailed) {
+          r.volumesFailed = true;
+          this.o.recorder.event(pod, 'Warning', 'FailedMount', `MountVolume.SetUp failed: ${(e as Error).message}`);
+        }
+        this.o.enqueue(podKey(pod), 2000);
+        return;
+      }
+    }
     try {
       await this.o.runtime.start(id);
       mark(r, 'runc-start');

@@ -197,6 +197,43 @@ export class VolumeManager {
   }
 
   /**
+   * setUp in two steps, for the pod start path: `mounts` as soon as every volume's directory exists
+   * (emptyDir and hostPath volumes are complete then; a secret/projected volume's directory is on the
+   * node's tmpfs), so that containers can be created; `ready` once the configMap, secret,
+   * downwardAPI and projected content is written (the API reads, e.g. the service-account token).
+   * A container must not start before `ready`; when it rejects (a missing configMap, …) the
+   * directories made for it are gone again and the error is setUp's.
+   */
+  setUpEarly(pod: Pod): Promise<{ mounts: Map<string, MountedVolume>; ready: Promise<void> }> {
+    const uid = pod.metadata?.uid ?? '';
+    let early!: (m: Map<string, MountedVolume>) => void;
+    const mountsP = new Promise<Map<string, MountedVolume>>((r) => { early = r; });
+    const all = this.serial(uid, async () => {
+      await fs.mkdir(join(this.podDir(uid), 'volumes'), { recursive: true, mode: 0o750 });
+      const vols = pod.spec?.volumes ?? [];
+      const started = vols.map((v) => this.setUpVolumeEarly(pod, v));
+      const dirs = await Promise.allSettled(started.map((s) => s.mounted));
+      const out = new Map<string, MountedVolume>();
+      dirs.forEach((r, i) => {
+        const v = vols[i]!;
+        if (r.status === 'fulfilled') { out.set(v.name, r.value); return; }
+        const e = r.reason as unknown;
+        throw e instanceof VolumeSetUpError ? e : new VolumeSetUpError(v.name, e instanceof Error ? e.message : String(e), { cause: e });
+      });
+      early(out);
+      const res = await Promise.allSettled(started.map((s) => s.filled));
+      res.forEach((r, i) => {
+        if (r.status === 'fulfilled') return;
+        const e = r.reason as unknown;
+        throw e instanceof VolumeSetUpError ? e : new VolumeSetUpError(vols[i]!.name, e instanceof Error ? e.message : String(e), { cause: e });
+      });
+    });
+    all.catch(() => undefined);
+    // a failure before the directories were all made rejects `mounts` too
+    return Promise.race([mountsP, all.then(() => mountsP)]).then((mounts) => ({ mounts, ready: all }));
+  }
+
+  /**
    * Re-projects configMap, secret, downwardAPI and projected volumes that were set up, swapping in new
    * content atomically where it changed. Returns the names of the volumes that changed. A volume whose
    * source cannot be read keeps its old content; the first such error is thrown after the others ran.
@@ -261,6 +298,35 @@ export class VolumeManager {
   private fsGroup(pod: Pod): number | undefined {
     const g = pod.spec?.securityContext?.fsGroup;
     return typeof g === 'number' ? g : undefined;
+  }
+
+  /** One volume for setUpEarly: `mounted` once its directory exists, `filled` once its content is written. */
+  private setUpVolumeEarly(pod: Pod, v: Volume): { mounted: Promise<MountedVolume>; filled: Promise<void> } {
+    const plugin = v.configMap ? 'configMap' : v.secret ? 'secret' : v.downwardAPI ? 'downwardAPI' : v.projected ? 'projected' : undefined;
+    if (!plugin || !dnsLabel.test(v.name)) {
+      const whole = this.setUpVolume(pod, v);
+      return { mounted: whole, filled: whole.then(() => undefined) };
+    }
+    const dir = this.volumeDir(pod.metadata!.uid!, plugin, v.name);
+    const existedP = exists(dir);
+    const payloadP = this.payloadFor(pod, v);
+    payloadP.catch(() => undefined);
+    const mounted = (async (): Promise<MountedVolume> => {
+      await existedP;
+      if (this.inMemory(plugin)) await this.ensureSecretsTmpfs();
+      await fs.mkdir(dir, { recursive: true });
+      await fs.chmod(dir, plugin === 'secret' || plugin === 'projected' ? 0o1777 : 0o777);
+      return { hostPath: dir, readOnly: true };
+    })();
+    const filled = (async () => {
+      // on a failed read the (empty) directory stays: a container may already be created with it
+      // bound in (it is removed before it starts); tearDown removes it with the pod
+      const payload = await payloadP;
+      await mounted;
+      await writeAtomic(dir, payload ?? new Map(), { gid: this.fsGroup(pod) });
+    })();
+    filled.catch(() => undefined);
+    return { mounted, filled };
   }
 
   private async setUpVolume(pod: Pod, v: Volume): Promise<MountedVolume> {
