@@ -17,7 +17,7 @@ import type { Readable } from 'node:stream';
 import { attachBridge, conmonAttach, conmonStdioArgs, resizeMessage } from './attach.js';
 import { Runtime, removeCgroupParent, type ContainerMeta } from './runtime.js';
 import { buildOciSpec } from './oci-spec.js';
-import { busyboxLayer } from './runc-exec.fixture.js';
+import { busyboxLayer, runtimeHarness } from './runc-exec.fixture.js';
 
 const hasPython = !!attachBridge();
 
@@ -169,19 +169,7 @@ const canRun = hasPython && process.getuid?.() === 0 && existsSync('/bin/busybox
 
 
 test('real conmon: stdin, stdinOnce, leave-stdin-open, tty size', { skip: !canRun && 'needs root, python3, runc, conmon, busybox' }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'kyb-attach-rt-'));
-  const suffix = randomBytes(3).toString('hex');
-  const netns = `kybat-${suffix}`;
-  const cgroupParent = `/kyb-attach-${suffix}`;
-  execFileSync('ip', ['netns', 'add', netns]);
-  const rt = new Runtime({ runRoot: join(dir, 'run'), stateDir: join(dir, 'containers') });
-  t.after(async () => {
-    for (const m of rt.list()) await rt.remove(m.id);
-    rt.close();
-    execFileSync('ip', ['netns', 'del', netns]);
-    removeCgroupParent(cgroupParent);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { dir, netns, cgroupParent, rt } = runtimeHarness(t, { dir: 'kyb-attach-rt', netns: 'kybat', cgroup: 'kyb-attach' });
   const layer = busyboxLayer(dir);
   const pod = { metadata: { name: 'p', namespace: 'default', uid: 'u1' }, spec: { containers: [] } };
   const exits = new Map<string, () => void>();

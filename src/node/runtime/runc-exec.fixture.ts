@@ -3,11 +3,13 @@
 // (terminal false, args sleep 300, read-only root). It keeps runc's default namespaces, so it has its
 // own network namespace; loopback is brought up with nsenter so a server inside can listen on
 // 127.0.0.1. stop() kills and deletes the container and removes every file it made.
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, copyFileSync, symlinkSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { Runtime, removeCgroupParent, type RuntimeOptions } from './runtime.js';
 
 const run = promisify(execFile);
 
@@ -89,4 +91,26 @@ export function busyboxLayer(dir: string): string {
     if (a !== 'busybox') symlinkSync('busybox', join(l, 'bin', a));
   }
   return l;
+}
+
+/**
+ * A Runtime for a test over a fresh temp dir, a network namespace and a cgroup parent of its own
+ * (names from prefix and a random suffix); t.after removes every container, the namespace, the
+ * cgroups and the dir.
+ */
+export function runtimeHarness(t: { after(fn: () => Promise<void>): void }, prefix: { dir: string; netns: string; cgroup: string }, opts: Partial<RuntimeOptions> = {}): { dir: string; netns: string; cgroupParent: string; rt: Runtime } {
+  const dir = mkdtempSync(join(tmpdir(), `${prefix.dir}-`));
+  const suffix = randomBytes(3).toString('hex');
+  const netns = `${prefix.netns}-${suffix}`;
+  const cgroupParent = `/${prefix.cgroup}-${suffix}`;
+  execFileSync('ip', ['netns', 'add', netns]);
+  const rt = new Runtime({ runRoot: join(dir, 'run'), stateDir: join(dir, 'containers'), ...opts });
+  t.after(async () => {
+    for (const m of rt.list()) await rt.remove(m.id);
+    rt.close();
+    execFileSync('ip', ['netns', 'del', netns]);
+    removeCgroupParent(cgroupParent);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { dir, netns, cgroupParent, rt };
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Runtime, type ContainerMeta, removeCgroupParent } from './runtime.js';
 import { buildOciSpec } from './oci-spec.js';
-import { busyboxLayer } from './runc-exec.fixture.js';
+import { busyboxLayer, runtimeHarness } from './runc-exec.fixture.js';
 
 const canRun = process.getuid?.() === 0 && existsSync('/bin/busybox') && (() => {
   try { execFileSync('runc', ['--version']); execFileSync('conmon', ['--version']); return true; } catch { return false; }
@@ -18,19 +18,7 @@ const canRun = process.getuid?.() === 0 && existsSync('/bin/busybox') && (() => 
 
 
 test('runc + conmon: logs, exit codes, OOM, survival across Runtime instances', { skip: !canRun && 'needs root, runc, conmon, busybox' }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'kyb-rt-'));
-  const suffix = randomBytes(3).toString('hex');
-  const netns = `kybrt-${suffix}`;
-  const cgroupParent = `/kyb-rt-${suffix}`;
-  execFileSync('ip', ['netns', 'add', netns]);
-  const rt = new Runtime({ runRoot: join(dir, 'run'), stateDir: join(dir, 'containers') });
-  t.after(async () => {
-    for (const m of rt.list()) await rt.remove(m.id);
-    rt.close();
-    execFileSync('ip', ['netns', 'del', netns]);
-    removeCgroupParent(cgroupParent);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { dir, netns, cgroupParent, rt } = runtimeHarness(t, { dir: 'kyb-rt', netns: 'kybrt', cgroup: 'kyb-rt' });
   const layer = busyboxLayer(dir);
   const pod = { metadata: { name: 'p', namespace: 'default', uid: 'u1' }, spec: { containers: [] } };
   const mk = async (name: string, args: string[], limits?: Record<string, string>) => {
@@ -91,19 +79,7 @@ test('runc + conmon: logs, exit codes, OOM, survival across Runtime instances', 
 test('rootfs copy fallback: the layers are copied (whiteouts and opaque directories applied), not mounted, and removed with the container', { skip: !canRun && 'needs root, runc, conmon, busybox' }, async (t) => {
   const { applyWhiteouts } = await import('../images/unpack.js');
   const { writeFileSync } = await import('node:fs');
-  const dir = mkdtempSync(join(tmpdir(), 'kyb-rtcopy-'));
-  const suffix = randomBytes(3).toString('hex');
-  const netns = `kybrc-${suffix}`;
-  const cgroupParent = `/kyb-rtcopy-${suffix}`;
-  execFileSync('ip', ['netns', 'add', netns]);
-  const rt = new Runtime({ runRoot: join(dir, 'run'), stateDir: join(dir, 'containers'), rootfs: 'copy' });
-  t.after(async () => {
-    for (const m of rt.list()) await rt.remove(m.id);
-    rt.close();
-    execFileSync('ip', ['netns', 'del', netns]);
-    removeCgroupParent(cgroupParent);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { dir, netns, cgroupParent, rt } = runtimeHarness(t, { dir: 'kyb-rtcopy', netns: 'kybrc', cgroup: 'kyb-rtcopy' }, { rootfs: 'copy' });
   // layer 1: busybox, /data/{keep,gone}, /opq/old; layer 2 deletes /data/gone, makes /opq opaque, adds /opq/new
   const l1 = busyboxLayer(dir);
   for (const d of ['data', 'opq']) mkdirSync(join(l1, d));
