@@ -45,6 +45,23 @@ export interface ExtraRoute {
 }
 
 const WATCH_MAX_BUFFER = 16 * 1024 * 1024;
+
+/** a request target whose path WHATWG URL parsing would leave as it is: no dot segments, escapes or
+ *  characters it would encode */
+const PLAIN_PATH = /^\/[A-Za-z0-9\-_~/:@!$&'()*+,;=.]*$/;
+
+/** The path and the query of a request target, as `new URL(target, base)` gives them (its pathname
+ *  and search without '?'); parsed by hand for the usual plain path, since this runs on every request. */
+export function splitUrl(target: string): { path: string; query: string } {
+  const q = target.indexOf('?');
+  const rawPath = q < 0 ? target : target.slice(0, q);
+  if (PLAIN_PATH.test(rawPath) && !rawPath.includes('/.') && !rawPath.startsWith('//')) {
+    const h = q < 0 ? -1 : target.indexOf('#', q);
+    return { path: rawPath, query: q < 0 ? '' : target.slice(q + 1, h < 0 ? undefined : h) };
+  }
+  const url = new URL(target, 'http://x');
+  return { path: url.pathname, query: url.search.slice(1) };
+}
 const BOOKMARK_INTERVAL_MS = 60_000;
 
 export class ApiHandler {
@@ -77,8 +94,7 @@ export class ApiHandler {
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const path = url.pathname;
+    const { path, query } = splitUrl(req.url ?? '/');
     if (PUBLIC_PATHS.has(path) || path.startsWith('/livez/') || path.startsWith('/readyz/') || path.startsWith('/healthz/')) {
       const ok = path.startsWith('/readyz') ? (this.opts.ready?.() ?? true) : true;
       res.writeHead(ok ? 200 : 500, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
@@ -89,7 +105,7 @@ export class ApiHandler {
     if (!user) throw errors.unauthorized();
     if (path === '/version' || path === '/version/') { sendJson(res, 200, VERSION_INFO); return; }
     const route = this.opts.routes?.find((r) => path.startsWith(r.prefix));
-    if (route) { await route.handle(req, res, url, user); return; }
+    if (route) { await route.handle(req, res, new URL(req.url ?? '/', 'http://x'), user); return; }
     if (path.startsWith('/openapi/')) { this.openapi(req, res, path); return; }
     const info = parseRequestInfo(path);
     if (!info) throw new StatusError(404, 'NotFound', 'the server could not find the requested resource');
@@ -98,7 +114,7 @@ export class ApiHandler {
     const def = findResource(info.group, info.version, info.resource);
     if (!def) throw new StatusError(404, 'NotFound', 'the server could not find the requested resource');
     if (info.namespace !== undefined && !def.namespaced) throw new StatusError(404, 'NotFound', 'the server could not find the requested resource');
-    await this.serveResource(req, res, url, def, info, accept, user);
+    await this.serveResource(req, res, new URLSearchParams(query), def, info, accept, user);
   }
 
   // ------------------------------------------------------------------ discovery & openapi
@@ -146,8 +162,7 @@ export class ApiHandler {
 
   // ------------------------------------------------------------------ resources
 
-  private async serveResource(req: IncomingMessage, res: ServerResponse, url: URL, def: ResourceDef, info: RequestInfo, accept: Accept, user: UserInfo): Promise<void> {
-    const q = url.searchParams;
+  private async serveResource(req: IncomingMessage, res: ServerResponse, q: URLSearchParams, def: ResourceDef, info: RequestInfo, accept: Accept, user: UserInfo): Promise<void> {
     const method = req.method ?? 'GET';
     const ns = def.namespaced ? info.namespace : undefined;
     const name = info.name;
@@ -186,8 +201,8 @@ export class ApiHandler {
         const body = decodeObject(await readBody(req), mediaType(req));
         if (def.plural === 'bindings') { await this.bind(req, res, def, ns, body.metadata?.name ?? '', body); return; }
         checkFields(res, def, q, body);
-        const created = await this.registry.create(def, ns, body, { dryRun, handOver: true });
-        sendJson(res, 201, created);
+        const created = await this.registry.createEntry(def, ns, body, { dryRun, handOver: true });
+        sendJson(res, 201, created.json ?? created.obj);
         return;
       }
       case 'PUT': {
@@ -285,7 +300,9 @@ export class ApiHandler {
       return `{"type":"${type}","object":${JSON.stringify(t)}}\n`;
     };
     const prefix = `${this.registry.storagePrefix(def)}${def.namespaced && ns ? `${ns}/` : ''}`;
-    const match = (o: KObject | undefined) => !!o && matches(def, o, undefined, sel);
+    // without selectors an event is sent without looking at its object (entries parse their JSON on first use)
+    const selective = !!(sel.labelSelector || sel.fieldSelector);
+    const match = (e: CacheEntry | undefined) => !!e && (!selective || matches(def, e.obj, undefined, sel));
 
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
     res.flushHeaders();
@@ -306,7 +323,7 @@ export class ApiHandler {
       for (const k of cache.keys()) {
         if (!k.startsWith(prefix)) continue;
         const e = cache.objects.get(k)!;
-        if (match(e.obj)) out.push(encode('ADDED', e));
+        if (match(e)) out.push(encode('ADDED', e));
       }
       if (sendInitial && bookmarks) out.push(bookmark({ 'k8s.io/initial-events-end': 'true' }));
     } else {
@@ -357,11 +374,11 @@ export class ApiHandler {
     res.on('close', cleanup);
   }
 
-  private translate(ev: CacheEvent, prefix: string, match: (o: KObject | undefined) => boolean, encode: (t: string, e: CacheEntry) => string): string | undefined {
+  private translate(ev: CacheEvent, prefix: string, match: (e: CacheEntry | undefined) => boolean, encode: (t: string, e: CacheEntry) => string): string | undefined {
     if (!ev.key.startsWith(prefix)) return undefined;
-    const was = match(ev.prev?.obj);
+    const was = match(ev.prev);
     if (ev.type === 'DELETED') return was ? encode('DELETED', ev.entry) : undefined;
-    const is = match(ev.entry.obj);
+    const is = match(ev.entry);
     if (is && was) return encode('MODIFIED', ev.entry);
     if (is) return encode('ADDED', ev.entry);
     if (was) return encode('DELETED', ev.entry);

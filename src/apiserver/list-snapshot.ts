@@ -100,7 +100,7 @@ export async function readSnapshotPage(store: Store, o: SnapshotPageOptions): Pr
       if (full && o.countRemaining) { remaining++; continue; }
       if (suffix !== undefined && !kv.key.endsWith(suffix)) continue;
       const e = toEntry(kv.key, kv.value, kv.modRevision);
-      if (!o.match(e.obj)) continue;
+      if (!o.countRemaining && !o.match(e.obj)) continue; // countRemaining: no selectors, every item matches
       if (full) return { items, lastKey, remaining: 1 }; // with selectors: knowing that one more matches is enough
       items.push(e);
       lastKey = kv.key;

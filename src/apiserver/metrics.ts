@@ -19,7 +19,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { isMainThread } from 'node:worker_threads';
-import { AggregatorRegistry, Counter, Gauge, Histogram, register, collectDefaultMetrics, type Registry } from 'prom-client';
+import { AggregatorRegistry, register, collectDefaultMetrics, type Registry } from 'prom-client';
+import { FastCounter, FastHistogram, type CounterSeries } from './fast-metrics.js';
 import { findResource } from '../api/resources.js';
 import { StatusError, errors } from '../machinery/status.js';
 import { parseRequestInfo } from './request.js';
@@ -28,8 +29,6 @@ import type { ExtraRoute } from './handler.js';
 /** One metric family as `Registry.getMetricsAsJSON()` returns it (the type prom-client does not export). */
 export type MetricJSON = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 
-const REQ_LABELS = ['verb', 'group', 'version', 'resource', 'subresource', 'scope', 'component', 'code'] as const;
-const DUR_LABELS = ['verb', 'dry_run', 'group', 'version', 'resource', 'subresource', 'scope', 'component'] as const;
 const LR_LABELS = ['verb', 'group', 'version', 'resource', 'subresource', 'scope', 'component'] as const;
 
 /** kube-apiserver's request latency buckets (seconds). */
@@ -40,22 +39,20 @@ function once<M>(name: string, make: () => M): M {
   return (register.getSingleMetric(name) as M | undefined) ?? make();
 }
 
-const requestTotal = once('apiserver_request_total', () => new Counter({
-  name: 'apiserver_request_total',
-  help: 'Counter of apiserver requests broken out for each verb, group, version, resource, subresource, scope, component and HTTP response code.',
-  labelNames: REQ_LABELS,
-}));
-const requestDuration = once('apiserver_request_duration_seconds', () => new Histogram({
-  name: 'apiserver_request_duration_seconds',
-  help: 'Response latency distribution in seconds for each verb, dry run value, group, version, resource, subresource, scope and component (long-running requests excluded).',
-  labelNames: DUR_LABELS,
-  buckets: REQUEST_DURATION_BUCKETS,
-}));
-const longRunning = once('apiserver_longrunning_requests', () => new Gauge({
-  name: 'apiserver_longrunning_requests',
-  help: 'Gauge of all active long-running apiserver requests (WATCH, CONNECT, pods/log) broken out by verb, group, version, resource, subresource, scope and component.',
-  labelNames: LR_LABELS,
-}));
+const requestTotal = once('apiserver_request_total', () => new FastCounter(
+  'apiserver_request_total',
+  'Counter of apiserver requests broken out for each verb, group, version, resource, subresource, scope, component and HTTP response code.',
+));
+const requestDuration = once('apiserver_request_duration_seconds', () => new FastHistogram(
+  'apiserver_request_duration_seconds',
+  'Response latency distribution in seconds for each verb, dry run value, group, version, resource, subresource, scope and component (long-running requests excluded).',
+  REQUEST_DURATION_BUCKETS,
+));
+const longRunning = once('apiserver_longrunning_requests', () => new FastCounter(
+  'apiserver_longrunning_requests',
+  'Gauge of all active long-running apiserver requests (WATCH, CONNECT, pods/log) broken out by verb, group, version, resource, subresource, scope and component.',
+  'gauge',
+));
 
 /** The labels of one request, known before it is served (the code comes at the end). */
 export interface RequestLabels {
@@ -126,27 +123,8 @@ function pathInfo(path: string): { group: string; version: string; namespace?: s
   return { group, version, resource: rest[0], name: rest[1], subresource: rest.length > 2 ? rest.slice(2).join('/') : undefined };
 }
 
-// label children by a joined key: cheaper than prom-client hashing a label object per request
-type Inc = { inc(v?: number): void };
-type Dec = { inc(v?: number): void; dec(v?: number): void };
-type Obs = { observe(v: number): void };
-const counterChildren = new Map<string, Inc>();
-const durationChildren = new Map<string, Obs>();
-const longRunningChildren = new Map<string, Dec>();
-const MAX_CHILDREN = 20_000; // a safety net; the label values are bounded anyway
-
 function baseKey(l: RequestLabels): string {
   return `${l.verb}\u0000${l.group}\u0000${l.version}\u0000${l.resource}\u0000${l.subresource}\u0000${l.scope}`;
-}
-
-function child<T>(map: Map<string, T>, key: string, make: () => T): T {
-  let c = map.get(key);
-  if (!c) {
-    if (map.size >= MAX_CHILDREN) map.clear();
-    c = make();
-    map.set(key, c);
-  }
-  return c;
 }
 
 function lrLabels(l: RequestLabels): Record<(typeof LR_LABELS)[number], string> {
@@ -156,8 +134,8 @@ function lrLabels(l: RequestLabels): Record<(typeof LR_LABELS)[number], string> 
 /** Records one finished request. */
 function record(l: RequestLabels, base: string, code: number, seconds: number): void {
   const c = String(code);
-  child(counterChildren, `${base}\u0000${c}`, () => requestTotal.labels({ ...lrLabels(l), code: c })).inc();
-  if (!l.longRunning) child(durationChildren, `${base}\u0000${l.dryRun}`, () => requestDuration.labels({ ...lrLabels(l), dry_run: l.dryRun })).observe(seconds);
+  requestTotal.child(`${base}\u0000${c}`, () => ({ ...lrLabels(l), code: c })).value++;
+  if (!l.longRunning) requestDuration.child(`${base}\u0000${l.dryRun}`, () => ({ ...lrLabels(l), dry_run: l.dryRun })).observe(seconds);
 }
 
 function safeLabels(req: IncomingMessage): RequestLabels {
@@ -175,10 +153,10 @@ export function instrumentHandler(handle: (req: IncomingMessage, res: ServerResp
     const start = performance.now();
     const l = safeLabels(req);
     const base = baseKey(l);
-    let lr: Dec | undefined;
-    if (l.longRunning) { lr = child(longRunningChildren, base, () => longRunning.labels(lrLabels(l))); lr.inc(); }
+    let lr: CounterSeries | undefined;
+    if (l.longRunning) { lr = longRunning.child(base, () => lrLabels(l)); lr.value++; }
     res.once('close', () => {
-      lr?.dec();
+      if (lr) lr.value--;
       record(l, base, res.statusCode, (performance.now() - start) / 1000);
     });
     handle(req, res);
@@ -193,8 +171,8 @@ export function instrumentUpgrade(handle: (req: IncomingMessage, socket: Duplex,
     l.longRunning = true;
     if (l.resource) l.verb = 'CONNECT';
     const base = baseKey(l);
-    const lr = child(longRunningChildren, base, () => longRunning.labels(lrLabels(l)));
-    lr.inc();
+    const lr = longRunning.child(base, () => lrLabels(l));
+    lr.value++;
     let upgraded = false;
     // a refused upgrade gets an HTTP status line written to the socket; an accepted one, 101
     const write = socket.write;
@@ -208,7 +186,7 @@ export function instrumentUpgrade(handle: (req: IncomingMessage, socket: Duplex,
       }
       return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
     } as Duplex['write'];
-    socket.once('close', () => { lr.dec(); record(l, base, code, 0); });
+    socket.once('close', () => { lr.value--; record(l, base, code, 0); });
     handle(req, socket, head);
   };
 }

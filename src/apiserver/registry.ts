@@ -12,7 +12,7 @@ import { errors, StatusError } from '../machinery/status.js';
 import type { FieldError } from '../machinery/status.js';
 import { admitPodCreate } from './admission.js';
 import { convert, storageVersionOf, needsConversion } from './conversion.js';
-import { WatchCache, type CacheEntry, type ResourceCache } from './watch-cache.js';
+import { WatchCache, toEntry, type CacheEntry, type ResourceCache } from './watch-cache.js';
 import { readSnapshotPage, countAfterFromCache, LATEST_REVISION } from './list-snapshot.js';
 import type { LabelSelector } from '../machinery/labels.js';
 import type { FieldSelector } from '../machinery/fields.js';
@@ -173,6 +173,8 @@ export class Registry {
     }
     // fast path: metadata.name=x
     const exactName = opts.fieldSelector?.exactValue('metadata.name');
+    // without selectors no entry's object is looked at (entries parse their JSON on first use)
+    const selective = !!(opts.labelSelector || opts.fieldSelector);
     const items: CacheEntry[] = [];
     const limit = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
     let i = start;
@@ -183,7 +185,7 @@ export class Registry {
       if (items.length >= limit) break;
       if (exactName !== undefined && !k.endsWith(`/${exactName}`)) continue;
       const e = c.objects.get(k)!;
-      if (!matches(def, e.obj, undefined, opts)) continue;
+      if (selective && !matches(def, e.obj, undefined, opts)) continue;
       items.push(e);
       lastKey = k;
     }
@@ -192,8 +194,7 @@ export class Registry {
       // is there another match after? count remaining matches (upstream gives remainingItemCount without selectors)
       let remaining = 0;
       for (let j = i; j < keys.length && keys[j].startsWith(prefix); j++) {
-        const e = c.objects.get(keys[j])!;
-        if (matches(def, e.obj, undefined, opts)) remaining++;
+        if (!selective || matches(def, c.objects.get(keys[j])!.obj, undefined, opts)) remaining++;
       }
       if (remaining > 0) {
         result.continue = encodeContinue({ rv: Number(listRv), start: lastKey });
@@ -240,6 +241,13 @@ export class Registry {
   }
 
   async create(def: ResourceDef, ns: string | undefined, input: KObject, opts: WriteOptions = {}): Promise<KObject> {
+    return (await this.createEntry(def, ns, input, opts)).obj;
+  }
+
+  /** create, also giving the created object's JSON text when it is the stored text (with the
+   *  resourceVersion spliced in, as the watch cache has it), so that the response needs no
+   *  serialization of its own; json is undefined for a dry run or a kind stored in another version */
+  async createEntry(def: ResourceDef, ns: string | undefined, input: KObject, opts: WriteOptions = {}): Promise<{ obj: KObject; json?: string }> {
     const obj = opts.handOver ? input : clone(input);
     this.checkTypeMeta(def, obj);
     const meta = (obj.metadata ??= {});
@@ -275,18 +283,19 @@ export class Registry {
     let written: number | undefined;
     try {
       this.validate(def, obj);
-      if (opts.dryRun) return obj;
+      if (opts.dryRun) return { obj };
       const key = this.key(def, meta.namespace, meta.name);
+      const stored = storageJson(convert(obj, storageVersionOf(def)));
       let kv: KV;
       try {
-        kv = await this.store.create(key, storageJson(convert(obj, storageVersionOf(def))));
+        kv = await this.store.create(key, stored);
       } catch (e) {
         if (e instanceof KeyExistsError) throw errors.alreadyExists(def.plural, meta.name, def.group);
         throw e;
       }
       written = kv.modRevision;
       meta.resourceVersion = String(kv.modRevision);
-      return obj;
+      return { obj, json: needsConversion(def) ? undefined : toEntry(key, stored, kv.modRevision).json };
     } finally {
       finish?.(written);
     }

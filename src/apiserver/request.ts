@@ -62,7 +62,7 @@ export function readBody(req: IncomingMessage): Promise<Buffer> {
       if (size > MAX_BODY) { failed = true; reject(errors.tooLarge()); return; }
       chunks.push(c);
     });
-    req.on('end', () => { if (!failed) resolve(Buffer.concat(chunks)); });
+    req.on('end', () => { if (!failed) resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)); });
     req.on('error', (e) => { if (!failed) { failed = true; reject(e); } });
   });
 }

@@ -1,18 +1,27 @@
 // The watch cache: one store watch feeds an in-memory copy of every object, kept per resource
 // (storage prefix), and a window of recent events so that client watches can resume from a
 // resourceVersion. GET, LIST and WATCH are answered from here, as kube-apiserver's cacher does.
-// Each object is serialized once per change: entries keep the parsed object and its JSON text, which
-// is the stored text with the resourceVersion spliced in (the registry stores apiVersion, kind and
-// metadata first so that this works; other shapes are re-serialized).
+// Each object is serialized once per change: entries keep its JSON text, which is the stored text
+// with the resourceVersion spliced in (the registry stores apiVersion, kind and metadata first so that
+// this works; other shapes are re-serialized), and parse it only when something reads the object (a
+// selector, a GET of a kind that needs conversion, an update): a create that nobody reads back, and a
+// watch or list without selectors, cost no JSON.parse here and keep no object tree in memory.
 
 import type { Store, WatchEvent, Watcher } from '../storage/store.js';
 import type { KObject } from '../api/types.js';
 
 export interface CacheEntry {
-  key: string;
-  obj: KObject; // parsed, with metadata.resourceVersion set; never mutate
-  json: string; // JSON text of obj
-  rev: number;
+  readonly key: string;
+  readonly obj: KObject; // parsed (on first use), with metadata.resourceVersion set; never mutate
+  readonly json: string; // JSON text of obj
+  readonly rev: number;
+}
+
+/** An entry whose object is parsed from its JSON text on first use. */
+class LazyEntry implements CacheEntry {
+  private parsed: KObject | undefined;
+  constructor(readonly key: string, readonly json: string, readonly rev: number) {}
+  get obj(): KObject { return (this.parsed ??= JSON.parse(this.json) as KObject); }
 }
 
 export type CacheEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -31,22 +40,19 @@ const LEADING_META = /^\{"apiVersion":"[^"\\]*","kind":"[^"\\]*","metadata":\{/;
 
 /** Decode a stored value into an entry with resourceVersion set to the revision. */
 export function toEntry(key: string, value: string, rev: number): CacheEntry {
-  const obj = JSON.parse(value) as KObject;
-  const hadMeta = obj.metadata !== undefined && obj.metadata !== null;
-  obj.metadata = obj.metadata ?? {};
   const rv = String(rev);
   // the JSON text: the stored text with the resourceVersion spliced in at the start of metadata, when
-  // its shape makes that safe (metadata at the top level, no resourceVersion in it yet); else serialize
-  let json: string | undefined;
-  if (hadMeta && obj.metadata.resourceVersion === undefined) {
-    const m = LEADING_META.exec(value);
-    if (m) {
-      const at = m[0].length;
-      json = `${value.slice(0, at)}"resourceVersion":${JSON.stringify(rv)}${value.charCodeAt(at) === 0x7d /* } */ ? '' : ','}${value.slice(at)}`;
-    }
+  // its shape makes that safe (metadata an object at the top level, no resourceVersion anywhere in the
+  // text: a stored one would win over the spliced one as JSON.parse keeps the last duplicate key)
+  const m = LEADING_META.exec(value);
+  if (m && !value.includes('"resourceVersion"')) {
+    const at = m[0].length;
+    return new LazyEntry(key, `${value.slice(0, at)}"resourceVersion":"${rv}"${value.charCodeAt(at) === 0x7d /* } */ ? '' : ','}${value.slice(at)}`, rev);
   }
+  const obj = JSON.parse(value) as KObject;
+  obj.metadata = obj.metadata ?? {};
   obj.metadata.resourceVersion = rv;
-  return { key, obj, json: json ?? JSON.stringify(obj), rev };
+  return { key, obj, json: JSON.stringify(obj), rev };
 }
 
 /** One resource's slice of the cache (objects under one storage prefix). */

@@ -107,6 +107,8 @@ export class SqliteStore implements Store {
   /** batches committed and not yet durable, oldest first */
   private committed: Committed[] = [];
   private readWaiters: ReadWaiter[] = [];
+  /** look at the WAL file's inode again before the next fsync (after a checkpoint) */
+  private walRecheck = false;
   /** an fsync (of the WAL, or of the database after a checkpoint) is running: no commit starts */
   private syncing = false;
   /** the running fsync is the database file's, after a checkpoint */
@@ -522,6 +524,7 @@ export class SqliteStore implements Store {
    *  the database file; commits wait for that fsync (see the top of the file) */
   private checkpoint(): void {
     this.walBytes = 0;
+    this.walRecheck = true;
     try {
       this.db.pragma('synchronous = OFF');
       try {
@@ -547,6 +550,10 @@ export class SqliteStore implements Store {
 
   /** the WAL's descriptor, (re)opened if SQLite replaced the file; its directory is synced when it is new */
   private walFile(): { fd: number; ino: number } {
+    // SQLite keeps the WAL file (it restarts it from the top after a checkpoint, it does not delete
+    // it) while this connection is open, so its identity is checked once per checkpoint, not per fsync
+    if (this.wal && !this.walRecheck) return this.wal;
+    this.walRecheck = false;
     const path = this.walPath!;
     const ino = statSync(path).ino;
     if (this.wal?.ino === ino) return this.wal;
