@@ -19,7 +19,7 @@ import { parseRequestInfo, readBody, mediaType, decodeObject, parseJson, sendJso
 import { toTable, tableRow, type IncludeObject } from './tables.js';
 import { Authenticator, PUBLIC_PATHS, type UserInfo } from './auth.js';
 import { applyPatch as serverSideApply } from './server-side-apply.js';
-import type { CacheEvent, CacheEntry } from './watch-cache.js';
+import { partialObjectJson, type CacheEvent, type CacheEntry } from './watch-cache.js';
 
 export const VERSION_INFO = {
   major: '1', minor: '32', gitVersion: 'v1.32.0+kyb', gitCommit: '0000000000000000000000000000000000000000',
@@ -42,6 +42,20 @@ export interface HandlerOptions {
 export interface ExtraRoute {
   prefix: string;
   handle(req: IncomingMessage, res: ServerResponse, url: URL, user: UserInfo): Promise<void> | void;
+}
+
+/**
+ * The apiVersion of a metadata-only answer (Accept `…;as=PartialObjectMetadata[List];g=meta.k8s.io`),
+ * or 406 when the kind asked for does not fit the request: a list for a single object or the other
+ * way round (a watch streams single objects), as upstream's negotiation answers.
+ */
+function partialObject(p: NonNullable<Accept['partial']>, def: ResourceDef, isList: boolean): string {
+  if ((p.kind === 'PartialObjectMetadataList') !== isList) {
+    throw new StatusError(406, 'NotAcceptable', isList
+      ? `you requested PartialObjectMetadata, but the requested object is a list (*${apiVersionOf(def).split('/').pop()}.${def.listKind})`
+      : `you requested PartialObjectMetadataList, but the requested object is not a list (*${apiVersionOf(def).split('/').pop()}.${def.kind})`);
+  }
+  return p.apiVersion;
 }
 
 const WATCH_MAX_BUFFER = 16 * 1024 * 1024;
@@ -187,7 +201,9 @@ export class ApiHandler {
           await this.list(res, def, ns, q, accept);
           return;
         }
-        const e = view(def, await this.registry.get(def, ns, name));
+        const got = await this.registry.get(def, ns, name);
+        if (accept.partial && !sub) { sendJson(res, 200, partialObjectJson(got, partialObject(accept.partial, def, false))); return; }
+        const e = view(def, got);
         if (sub === 'scale') { sendJson(res, 200, scaleOf(def, e.obj)); return; }
         if (accept.table) { sendJson(res, 200, toTable(def, [e.obj], new Date(), includeOf(q), { resourceVersion: e.obj.metadata?.resourceVersion })); return; }
         sendJson(res, 200, e.json);
@@ -259,10 +275,15 @@ export class ApiHandler {
       limit,
       continue: q.get('continue') || undefined,
     });
-    r.items = r.items.map((e) => view(def, e));
     const meta: Record<string, unknown> = { resourceVersion: r.resourceVersion };
     if (r.continue) meta.continue = r.continue;
     if (r.remainingItemCount !== undefined) meta.remainingItemCount = r.remainingItemCount;
+    if (accept.partial) {
+      const apiVersion = partialObject(accept.partial, def, true);
+      sendJson(res, 200, `{"kind":"PartialObjectMetadataList","apiVersion":"${apiVersion}","metadata":${JSON.stringify(meta)},"items":[${r.items.map((e) => partialObjectJson(e, apiVersion)).join(',')}]}`);
+      return;
+    }
+    r.items = r.items.map((e) => view(def, e));
     if (accept.table) {
       sendJson(res, 200, toTable(def, r.items.map((e) => e.obj), new Date(), includeOf(q), meta));
       return;
@@ -286,6 +307,7 @@ export class ApiHandler {
       throw errors.invalid('WatchList', def.plural, '', [{ type: 'FieldValueForbidden', field: 'resourceVersionMatch', message: "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan" }]);
     }
     const timeoutSeconds = q.get('timeoutSeconds') ? Number(q.get('timeoutSeconds')) : 1800 + Math.floor(Math.random() * 1800);
+    const partial = accept.partial ? partialObject(accept.partial, def, false) : undefined; // metadata only: its apiVersion
     await this.registry.cache.sync();
     const cache = this.registry.resourceCache(def);
     const table = accept.table;
@@ -293,6 +315,7 @@ export class ApiHandler {
     let first = true;
     const now = () => new Date();
     const encode = (type: string, e0: CacheEntry): string => {
+      if (partial) return `{"type":"${type}","object":${partialObjectJson(e0, partial)}}\n`;
       const e = view(def, e0);
       if (!table) return `{"type":"${type}","object":${e.json}}\n`;
       const t = toTable(def, [e.obj], now(), include, { resourceVersion: e.obj.metadata?.resourceVersion }, first);
@@ -314,6 +337,7 @@ export class ApiHandler {
       if (extra) meta.annotations = extra;
       const o = table
         ? { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: meta, columnDefinitions: [], rows: [] }
+        : partial ? { kind: 'PartialObjectMetadata', apiVersion: partial, metadata: meta }
         : { kind: def.kind, apiVersion: apiVersionOf(def), metadata: meta };
       return `{"type":"BOOKMARK","object":${JSON.stringify(o)}}\n`;
     };

@@ -129,18 +129,38 @@ export function sendStatusError(res: ServerResponse, err: StatusError): void {
 export interface Accept {
   table: boolean;
   aggregatedDiscovery: boolean;
-  partialMetadata: boolean;
+  /** the object asked for as metadata only (`as=PartialObjectMetadata` or `…List`, group meta.k8s.io) */
+  partial?: { kind: 'PartialObjectMetadata' | 'PartialObjectMetadataList'; apiVersion: string };
   raw: string;
 }
 
+/**
+ * What a resource request's Accept header asks for: the first JSON media type in it that this server
+ * serves decides (a Table, metadata only, or the object itself), as upstream's negotiation takes the
+ * first acceptable one. Protobuf alternatives are passed over: responses are JSON, which the clients
+ * that offer protobuf list next.
+ */
 export function parseAccept(req: IncomingMessage): Accept {
   const raw = String(req.headers.accept ?? '');
   const items = raw.split(',').map((s) => s.trim().toLowerCase());
-  const first = (pred: (s: string) => boolean) => items.some(pred);
-  return {
+  const out: Accept = {
     raw,
-    table: first((s) => s.includes('as=table') && s.includes('g=meta.k8s.io')),
-    aggregatedDiscovery: first((s) => s.includes('g=apidiscovery.k8s.io') && s.includes('as=apigroupdiscoverylist')),
-    partialMetadata: first((s) => s.includes('as=partialobjectmetadata')),
+    table: false,
+    aggregatedDiscovery: items.some((s) => s.includes('g=apidiscovery.k8s.io') && s.includes('as=apigroupdiscoverylist')),
   };
+  for (const item of items) {
+    const [type, ...params] = item.split(';').map((p) => p.trim());
+    if (type !== 'application/json' && type !== '*/*' && type !== 'application/*') continue;
+    const p = new Map(params.map((x) => { const i = x.indexOf('='); return i < 0 ? [x, ''] : [x.slice(0, i).trim(), x.slice(i + 1).trim()]; }));
+    const as = p.get('as');
+    if (as === undefined) break; // the object itself
+    if (p.get('g') !== 'meta.k8s.io') continue;
+    const v = p.get('v');
+    if (as === 'table') { out.table = true; break; }
+    if ((as === 'partialobjectmetadata' || as === 'partialobjectmetadatalist') && (v === 'v1' || v === 'v1beta1')) {
+      out.partial = { kind: as === 'partialobjectmetadata' ? 'PartialObjectMetadata' : 'PartialObjectMetadataList', apiVersion: `meta.k8s.io/${v}` };
+      break;
+    }
+  }
+  return out;
 }

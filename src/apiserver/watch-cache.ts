@@ -191,3 +191,45 @@ export class WatchCache {
     await this.waitFor(cur);
   }
 }
+
+/** the end (index after the closing brace) of the JSON object that starts at `start` in `s`, or -1 */
+function objectEnd(s: string, start: number): number {
+  let depth = 0;
+  for (let i = start; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      // to the closing quote: one not preceded by an odd number of backslashes
+      for (;;) {
+        i = s.indexOf('"', i + 1);
+        if (i < 0) return -1;
+        let b = 0;
+        while (s.charCodeAt(i - 1 - b) === 0x5c /* \ */) b++;
+        if (b % 2 === 0) break;
+      }
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) depth++;
+    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      if (--depth === 0) return i + 1;
+    }
+  }
+  return -1;
+}
+
+/**
+ * The JSON text of an entry's metadata: cut from its JSON text when that starts with apiVersion, kind
+ * and metadata (as the stored texts do), so that a metadata-only answer (PartialObjectMetadata) costs
+ * a scan of the metadata rather than a parse of the whole object; else serialized from the object.
+ */
+export function metadataJson(e: CacheEntry): string {
+  const m = LEADING_META.exec(e.json);
+  if (m) {
+    const start = m[0].length - 1;
+    const end = objectEnd(e.json, start);
+    if (end > 0) return e.json.slice(start, end);
+  }
+  return JSON.stringify(e.obj.metadata ?? {});
+}
+
+/** `{"kind":"PartialObjectMetadata","apiVersion":…,"metadata":…}`: an entry as metadata only */
+export function partialObjectJson(e: CacheEntry, apiVersion: string): string {
+  return `{"kind":"PartialObjectMetadata","apiVersion":"${apiVersion}","metadata":${metadataJson(e)}}`;
+}

@@ -47,6 +47,8 @@ export interface InformerOptions<T extends KObject = KObject> {
   backoffInitialMs?: number;
   backoffMaxMs?: number;
   clock?: Clock;
+  /** list and watch the objects' metadata only (PartialObjectMetadata, as upstream's metadata informers) */
+  metadataOnly?: boolean;
   /** deep-freeze cached objects (mutation by a handler then throws in strict mode) */
   freezeObjects?: boolean;
   /** errors from list/watch and from handlers; default console.error */
@@ -175,7 +177,7 @@ export class Informer<T extends KObject = KObject> {
       try {
         page = await this.opts.client.list<T>(this.opts.resource, this.opts.namespace, {
           labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector,
-          limit: this.opts.pageSize ?? 500, continue: cont, signal,
+          limit: this.opts.pageSize ?? 500, continue: cont, signal, metadataOnly: this.opts.metadataOnly,
         });
       } catch (e) {
         // an expired continue token: start over with one unpaged list
@@ -183,7 +185,7 @@ export class Informer<T extends KObject = KObject> {
           items.length = 0;
           cont = undefined;
           page = await this.opts.client.list<T>(this.opts.resource, this.opts.namespace, {
-            labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector, signal,
+            labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector, signal, metadataOnly: this.opts.metadataOnly,
           });
         } else throw e;
       }
@@ -224,7 +226,7 @@ export class Informer<T extends KObject = KObject> {
     const timeoutSeconds = this.opts.watchTimeoutSeconds?.() ?? Math.floor(300 * (1 + Math.random()));
     const stream = this.opts.client.watch<T>(this.opts.resource, this.opts.namespace, {
       resourceVersion: this.lastRV, labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector,
-      allowWatchBookmarks: true, timeoutSeconds,
+      allowWatchBookmarks: true, timeoutSeconds, metadataOnly: this.opts.metadataOnly,
     }, signal);
     for await (const ev of stream) {
       if (signal.aborted) return 'ended';

@@ -19,7 +19,13 @@ export interface ListOptions {
   resourceVersion?: string;
   resourceVersionMatch?: 'Exact' | 'NotOlderThan';
   signal?: AbortSignal;
+  /** ask for the objects' metadata only (a PartialObjectMetadataList, as client-go's metadata client) */
+  metadataOnly?: boolean;
 }
+
+/** Accept headers of metadata-only reads (client-go's metadata client offers protobuf first; we read JSON) */
+export const METADATA_LIST_ACCEPT = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
+export const METADATA_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
 
 export interface ListMeta { resourceVersion?: string; continue?: string; remainingItemCount?: number }
 export interface ListResult<T extends KObject = KObject> {
@@ -49,6 +55,8 @@ export interface WatchOptions {
   fieldSelector?: string;
   allowWatchBookmarks?: boolean;
   timeoutSeconds?: number;
+  /** events carry the objects' metadata only (PartialObjectMetadata) */
+  metadataOnly?: boolean;
 }
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
@@ -113,6 +121,7 @@ export class RestClient {
         labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector, limit: opts.limit,
         continue: opts.continue, resourceVersion: opts.resourceVersion, resourceVersionMatch: opts.resourceVersionMatch,
       },
+      accept: opts.metadataOnly ? METADATA_LIST_ACCEPT : undefined,
       signal: opts.signal,
     });
     out.items ??= [];
@@ -202,6 +211,7 @@ export class RestClient {
               fieldSelector: opts.fieldSelector, allowWatchBookmarks: opts.allowWatchBookmarks ? 'true' : undefined,
               timeoutSeconds: opts.timeoutSeconds,
             },
+            accept: opts.metadataOnly ? METADATA_ACCEPT : undefined,
           }, { streaming: true });
         } catch (e) {
           if (signal?.aborted) return;

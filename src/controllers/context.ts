@@ -36,6 +36,8 @@ const refKey = (r: ResourceRef): string => `${r.group}/${r.version}/${r.plural}`
  */
 export class SharedInformers {
   private readonly informers = new Map<string, Informer>();
+  /** metadata-only informers (metadataInformerFor), by resource */
+  private readonly metadataInformers = new Map<string, Informer>();
   private readonly runs: Promise<void>[] = [];
   private signal?: AbortSignal;
 
@@ -62,16 +64,39 @@ export class SharedInformers {
     return inf as unknown as Informer<T>;
   }
 
+  /**
+   * An informer whose objects carry at least their metadata, for controllers that read nothing else
+   * (the garbage collector, as upstream's runs on metadata informers): the shared full informer when
+   * one was asked for already, else one that lists and watches metadata only (PartialObjectMetadata),
+   * so that a resource no other controller watches costs its metadata per event rather than the whole
+   * object. A full informer asked for later is a second watch.
+   */
+  metadataInformerFor(res: ResourceRef): Informer {
+    const key = refKey(res);
+    const full = this.informers.get(key);
+    if (full) return full;
+    let inf = this.metadataInformers.get(key);
+    if (!inf) {
+      inf = new Informer<KObject>({
+        client: this.opts.client, resource: { group: res.group, version: res.version, plural: res.plural },
+        clock: this.opts.clock, resyncPeriodMs: this.opts.resyncPeriodMs, onError: this.opts.onError, metadataOnly: true,
+      });
+      this.metadataInformers.set(key, inf);
+      if (this.signal && !this.signal.aborted) this.runs.push(inf.run(this.signal));
+    }
+    return inf;
+  }
+
   /** Starts every informer asked for so far (and later ones as they are asked for). Returns at once. */
   start(signal: AbortSignal): void {
     if (this.signal) return;
     this.signal = signal;
-    for (const inf of this.informers.values()) this.runs.push(inf.run(signal));
+    for (const inf of [...this.informers.values(), ...this.metadataInformers.values()]) this.runs.push(inf.run(signal));
   }
 
   /** Resolves true when every informer asked for so far has synced; false if signal aborts first. */
   waitForSync(signal?: AbortSignal): Promise<boolean> {
-    return waitForCacheSync(signal, ...this.informers.values());
+    return waitForCacheSync(signal, ...this.informers.values(), ...this.metadataInformers.values());
   }
 
   /** Resolves once every started informer has stopped (after the start signal aborted). */

@@ -306,5 +306,10 @@ export class GarbageCollector {
 
 /** Runs the garbage collector on the shared informers; resolves when signal aborts and its work has stopped. */
 export async function start(ctx: ControllerContext, signal: AbortSignal, opts: Partial<GarbageCollectorOptions> = {}): Promise<void> {
-  await new GarbageCollector({ client: ctx.client, informerFor: (r) => ctx.informers.informerFor(r), ...opts }).run(signal);
+  // the collector reads only metadata; it asks for its informers once the other controllers started
+  // in the same turn have asked for theirs, so that it shares their full informers where there are
+  // any and watches metadata only where there are none (e.g. ConfigMaps, Secrets)
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  if (signal.aborted) return;
+  await new GarbageCollector({ client: ctx.client, informerFor: (r) => ctx.informers.metadataInformerFor(r), ...opts }).run(signal);
 }
