@@ -324,8 +324,11 @@ export class ApiHandler {
     };
     const prefix = `${this.registry.storagePrefix(def)}${def.namespaced && ns ? `${ns}/` : ''}`;
     // without selectors an event is sent without looking at its object (entries parse their JSON on first use)
+    // and with metadata.name=x the key tells most events apart before their object is read
     const selective = !!(sel.labelSelector || sel.fieldSelector);
-    const match = (e: CacheEntry | undefined) => !!e && (!selective || matches(def, e.obj, undefined, sel));
+    const exactName = sel.fieldSelector?.exactValue('metadata.name');
+    const nameSuffix = exactName !== undefined ? `/${exactName}` : undefined;
+    const match = (e: CacheEntry | undefined) => !!e && (!selective || ((nameSuffix === undefined || e.key.endsWith(nameSuffix)) && matches(def, e.obj, undefined, sel)));
 
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
     res.flushHeaders();

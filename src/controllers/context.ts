@@ -17,6 +17,9 @@ export interface ControllerContext {
 export interface SharedInformerOptions {
   /** extra indexes; added to the shared informer (names must not clash across controllers) */
   indexers?: Record<string, IndexFunc>;
+  /** only the objects matching this field selector (e.g. `metadata.name=x`), filtered by the server:
+   *  an informer of its own, shared only with callers asking for the same selector */
+  fieldSelector?: string;
 }
 
 /** Options for the whole factory. */
@@ -44,12 +47,13 @@ export class SharedInformers {
   constructor(private readonly opts: SharedInformersOptions) {}
 
   informerFor<T extends KObject = KObject>(res: ResourceRef, opts: SharedInformerOptions = {}): Informer<T> {
-    const key = refKey(res);
+    const key = opts.fieldSelector ? `${refKey(res)}?fieldSelector=${opts.fieldSelector}` : refKey(res);
     let inf = this.informers.get(key);
     if (!inf) {
       inf = new Informer<KObject>({
         client: this.opts.client, resource: { group: res.group, version: res.version, plural: res.plural },
         clock: this.opts.clock, resyncPeriodMs: this.opts.resyncPeriodMs, onError: this.opts.onError,
+        fieldSelector: opts.fieldSelector,
       });
       this.informers.set(key, inf);
       if (this.signal && !this.signal.aborted) this.runs.push(inf.run(this.signal));

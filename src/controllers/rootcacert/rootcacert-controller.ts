@@ -18,7 +18,7 @@ export const DESCRIPTION = 'Contains a CA bundle that can be used to verify the 
 
 export interface RootCACertOptions {
   client: RestClient;
-  informerFor(res: ResourceRef): Informer;
+  informerFor(res: ResourceRef, opts?: { fieldSelector?: string }): Informer;
   /** the CA bundle (PEM) to publish */
   caPem: string;
   workers?: number;
@@ -34,7 +34,8 @@ export class RootCACertPublisher {
 
   async run(signal: AbortSignal): Promise<void> {
     this.namespaces = this.opts.informerFor(namespacesRes);
-    this.configMaps = this.opts.informerFor(configMapsRes);
+    // only the kube-root-ca.crt ConfigMaps: the server filters the others out of the list and watch
+    this.configMaps = this.opts.informerFor(configMapsRes, { fieldSelector: `metadata.name=${ROOT_CA_CONFIGMAP}` });
     const nsChanged = (o: KObject): void => { if (!o.metadata?.deletionTimestamp) this.queue.add(o.metadata!.name!); };
     const cmChanged = (o: KObject): void => { if (o.metadata?.name === ROOT_CA_CONFIGMAP && o.metadata.namespace) this.queue.add(o.metadata.namespace); };
     const offs = [
@@ -85,5 +86,5 @@ export class RootCACertPublisher {
 /** Runs the publisher on the shared informers; without a CA (opts.caPem) it does nothing. */
 export async function start(ctx: ControllerContext, signal: AbortSignal, opts: Partial<RootCACertOptions> = {}): Promise<void> {
   if (!opts.caPem) return;
-  await new RootCACertPublisher({ client: ctx.client, informerFor: (r) => ctx.informers.informerFor(r), caPem: opts.caPem, ...opts }).run(signal);
+  await new RootCACertPublisher({ client: ctx.client, informerFor: (r, o) => ctx.informers.informerFor(r, o), caPem: opts.caPem, ...opts }).run(signal);
 }
