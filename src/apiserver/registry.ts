@@ -571,10 +571,22 @@ function cleanMeta(meta: Record<string, unknown>): void {
  * this text instead of serializing each object again (watch-cache.ts toEntry).
  */
 export function storageJson(obj: KObject): string {
+  // the usual case (a create, an update of a decoded object): already in that order, no resourceVersion
+  if (obj.metadata && obj.metadata.resourceVersion === undefined && leadsWithTypeAndMeta(obj)) return JSON.stringify(obj);
   const { apiVersion, kind, metadata, ...rest } = obj;
   const m = { ...metadata };
   delete m.resourceVersion;
   return JSON.stringify({ apiVersion, kind, metadata: m, ...rest });
+}
+
+/** whether the first three keys of obj are apiVersion, kind and metadata, in that order */
+function leadsWithTypeAndMeta(obj: KObject): boolean {
+  let i = 0;
+  for (const k in obj) {
+    if (k !== (i === 0 ? 'apiVersion' : i === 1 ? 'kind' : 'metadata')) return false;
+    if (++i === 3) return true;
+  }
+  return false;
 }
 
 function stripRV(obj: KObject): KObject {

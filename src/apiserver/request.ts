@@ -22,7 +22,8 @@ export interface RequestInfo {
 
 /** Parse `/api/v1/namespaces/ns/pods/name/status` and friends. Returns undefined for non-API paths. */
 export function parseRequestInfo(pathname: string): RequestInfo | undefined {
-  const segs = pathname.split('/').filter((s) => s.length > 0).map(decodeURIComponent);
+  const parts = pathname.split('/').filter((s) => s.length > 0);
+  const segs = pathname.includes('%') ? parts.map(decodeURIComponent) : parts;
   if (segs.length === 0) return undefined;
   let group = '', version = '', rest: string[];
   if (segs[0] === 'api') {

@@ -56,3 +56,11 @@ test('splitUrl gives the path and query new URL() gives', () => {
     assert.deepEqual([...new URLSearchParams(splitUrl(t).query)], [...u.searchParams], t);
   }
 });
+
+test('storageJson: apiVersion, kind and metadata first, without resourceVersion, whatever the input order', () => {
+  const want = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","labels":{"x":"y"}},"data":{"k":"v"}}';
+  assert.equal(storageJson({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', labels: { x: 'y' } }, data: { k: 'v' } }), want);
+  assert.equal(storageJson({ data: { k: 'v' }, metadata: { name: 'a', labels: { x: 'y' } }, kind: 'ConfigMap', apiVersion: 'v1' }), want);
+  assert.equal(storageJson({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a', resourceVersion: '9', labels: { x: 'y' } }, data: { k: 'v' } }), want);
+  assert.equal(storageJson({ kind: 'ConfigMap', apiVersion: 'v1', metadata: { name: 'a', labels: { x: 'y' } }, data: { k: 'v' } }), want);
+});
