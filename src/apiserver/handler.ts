@@ -20,6 +20,7 @@ import { toTable, tableRow, type IncludeObject } from './tables.js';
 import { Authenticator, PUBLIC_PATHS, type UserInfo } from './auth.js';
 import { applyPatch as serverSideApply } from './server-side-apply.js';
 import { partialObjectJson, type CacheEvent, type CacheEntry } from './watch-cache.js';
+import { MASTERS, forbidden, impersonate, requestAttributes, type Attributes, type RbacAuthorizer } from './rbac.js';
 
 export const VERSION_INFO = {
   major: '1', minor: '32', gitVersion: 'v1.32.0+kyb', gitCommit: '0000000000000000000000000000000000000000',
@@ -37,6 +38,8 @@ export interface HandlerOptions {
   /** authenticated paths served outside the resource registry (e.g. `/apis/metrics.k8s.io/`, `/metrics`):
    *  the first route whose prefix the path starts with handles the request */
   routes?: ExtraRoute[];
+  /** RBAC; without one every authenticated user may do everything */
+  authorizer?: RbacAuthorizer;
 }
 
 export interface ExtraRoute {
@@ -115,8 +118,16 @@ export class ApiHandler {
       res.end(ok ? 'ok' : 'not ready');
       return;
     }
-    const user = this.auth.authenticate(req);
-    if (!user) throw errors.unauthorized();
+    const requester = this.auth.authenticate(req);
+    if (!requester) throw errors.unauthorized();
+    const az = this.opts.authorizer;
+    const user = impersonate(req.headers, requester, (a) => !az || az.authorize(requester, a).allowed) ?? requester;
+    if (this.opts.authorizer && !user.groups.includes(MASTERS)) {
+      let info: RequestInfo | undefined;
+      try { info = parseRequestInfo(path); } catch { throw errors.badRequest(`malformed path: ${path}`); }
+      const a = requestAttributes(req.method ?? 'GET', path, info, new URLSearchParams(query));
+      if (!this.opts.authorizer.authorize(user, a).allowed) throw forbidden(user, a);
+    }
     if (path === '/version' || path === '/version/') { sendJson(res, 200, VERSION_INFO); return; }
     const route = this.opts.routes?.find((r) => path.startsWith(r.prefix));
     if (route) { await route.handle(req, res, new URL(req.url ?? '/', 'http://x'), user); return; }
@@ -551,20 +562,36 @@ export class ApiHandler {
     if (req.method !== 'POST' || info.name) throw errors.methodNotAllowed('the server does not allow this method on the requested resource');
     const body = decodeObject(await readBody(req), mediaType(req));
     const out: KObject = { ...body, apiVersion: apiVersionOf(def), kind: def.kind, metadata: { ...(body.metadata ?? {}), creationTimestamp: null } };
-    const admin = user.groups.includes('system:masters');
     switch (def.plural) {
       case 'selfsubjectaccessreviews':
       case 'subjectaccessreviews':
-      case 'localsubjectaccessreviews':
-        out.status = admin ? { allowed: true, reason: 'system:masters has full access' } : { allowed: true };
+      case 'localsubjectaccessreviews': {
+        const spec = (body.spec ?? {}) as { resourceAttributes?: Record<string, string>; nonResourceAttributes?: Record<string, string>; user?: string; groups?: string[]; uid?: string };
+        const subject: UserInfo = def.plural === 'selfsubjectaccessreviews' ? user : { username: spec.user ?? '', groups: spec.groups ?? [], uid: spec.uid };
+        const ra = spec.resourceAttributes, na = spec.nonResourceAttributes;
+        if (!ra && !na) throw errors.invalid(def.kind, def.kind, '', [{ type: 'FieldValueRequired', field: 'spec.resourceAttributes', message: 'Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified' }], def.group);
+        if (def.plural !== 'selfsubjectaccessreviews' && !spec.user && !spec.groups?.length) throw errors.invalid(def.kind, def.kind, '', [{ type: 'FieldValueInvalid', field: 'spec.user', message: `Invalid value: "": at least one of user or group must be specified` }], def.group);
+        const namespace = def.plural === 'localsubjectaccessreviews' ? info.namespace : ra?.namespace || undefined;
+        if (def.plural === 'localsubjectaccessreviews' && ra?.namespace && ra.namespace !== info.namespace) {
+          throw errors.invalid(def.kind, def.kind, '', [{ type: 'FieldValueInvalid', field: 'spec.resourceAttributes.namespace', message: `Invalid value: "${ra.namespace}": must match metadata.namespace` }], def.group);
+        }
+        const a: Attributes = ra
+          ? { resourceRequest: true, verb: ra.verb ?? '', apiGroup: ra.group ?? '', resource: ra.resource ?? '', subresource: ra.subresource || undefined, name: ra.name || undefined, namespace }
+          : { resourceRequest: false, verb: na!.verb ?? '', path: na!.path ?? '' };
+        const d = this.opts.authorizer?.authorize(subject, a) ?? { allowed: true };
+        out.status = subject.groups.includes(MASTERS) ? { allowed: true, reason: 'system:masters has full access' } : d.allowed ? { allowed: true, ...(d.reason ? { reason: d.reason } : {}) } : { allowed: false };
         break;
-      case 'selfsubjectrulesreviews':
+      }
+      case 'selfsubjectrulesreviews': {
+        const ns = (body.spec as { namespace?: string } | undefined)?.namespace || undefined;
+        const rules = this.opts.authorizer?.rulesFor(user, ns) ?? [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }, { verbs: ['*'], nonResourceURLs: ['*'] }];
         out.status = {
-          resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'] }],
-          nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }],
+          resourceRules: rules.filter((r) => !r.nonResourceURLs?.length).map((r) => ({ verbs: r.verbs, apiGroups: r.apiGroups ?? [], resources: r.resources ?? [], ...(r.resourceNames?.length ? { resourceNames: r.resourceNames } : {}) })),
+          nonResourceRules: rules.filter((r) => r.nonResourceURLs?.length).map((r) => ({ verbs: r.verbs, nonResourceURLs: r.nonResourceURLs })),
           incomplete: false,
         };
         break;
+      }
       case 'selfsubjectreviews':
         out.status = { userInfo: { username: user.username, groups: user.groups, ...(user.uid ? { uid: user.uid } : {}) } };
         break;

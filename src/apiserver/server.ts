@@ -20,6 +20,7 @@ import { installServiceAllocation } from './service-alloc.js'; // services: Clus
 import { installServiceAccountTokens } from './serviceaccount-admission.js'; // service-account tokens
 import { MetricsApi } from './metrics-api.js'; // metrics.k8s.io
 import { instrumentHandler, instrumentUpgrade, metricsRoute } from './metrics.js'; // prometheus
+import { RbacAuthorizer, ensureBootstrapPolicy } from './rbac.js'; // rbac
 
 export interface ApiServerOptions {
   store: Store;
@@ -50,6 +51,9 @@ export interface ApiServerOptions {
    * the controllers.
    */
   localSocket?: string;
+  /** 'RBAC' (default): roles and bindings decide, as upstream's `--authorization-mode=RBAC`;
+   *  'AlwaysAllow': every authenticated user may do everything */
+  authorization?: 'RBAC' | 'AlwaysAllow';
 }
 
 export interface ApiServer {
@@ -78,13 +82,14 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   let ready = false;
   // streaming: pod log/exec/attach/portforward are proxied to the pod's node agent over its tunnel
   const tunnels = new TunnelServer();
-  const streaming = new StreamingProxy({ registry, tunnels, auth });
+  const authorizer = opts.authorization === 'AlwaysAllow' ? undefined : new RbacAuthorizer(registry); // rbac
+  const streaming = new StreamingProxy({ registry, tunnels, auth, authorizer });
   const saTokens = opts.serviceAccountKey ? installServiceAccountTokens(registry, auth, opts.serviceAccountKey) : undefined; // service-account tokens
   const subresourceHandlers = { ...streaming.subresourceHandlers, ...saTokens?.subresourceHandlers, ...opts.subresourceHandlers };
   const routes = [...(opts.routes ?? [])];
   routes.push(new MetricsApi({ registry, tunnels })); // metrics.k8s.io: after opts.routes, which may override it
   routes.push(metricsRoute()); // prometheus: this thread's metrics at /metrics, unless opts.routes serves it
-  const handler = new ApiHandler({ registry, discovery, auth, subresourceHandlers, routes, ready: () => ready });
+  const handler = new ApiHandler({ registry, discovery, auth, subresourceHandlers, routes, ready: () => ready, authorizer });
   const handle = instrumentHandler(handler.handle); // prometheus: apiserver_request_* metrics
   const server: Server = opts.tls
     ? (createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.clientCa, requestCert: !!opts.tls.clientCa, rejectUnauthorized: false }, handle) as unknown as Server)
@@ -99,6 +104,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   });
   const local = opts.localSocket ? await listenLocal(opts.localSocket, handle, instrumentUpgrade(streaming.handleUpgrade)) : undefined;
   await ensureSystemNamespaces(registry);
+  if (authorizer) await ensureBootstrapPolicy(registry); // rbac
   await services.startKubernetesService({ port: (server.address() as AddressInfo).port, host, advertiseAddress: opts.advertiseAddress }); // services: default/kubernetes
   ready = true;
   const port = (server.address() as AddressInfo).port;

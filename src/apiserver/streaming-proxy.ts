@@ -19,6 +19,7 @@ import { errors, field, StatusError, type FieldError } from '../machinery/status
 import { NODE_TUNNEL_PATH } from '../machinery/mux.js';
 import type { Registry } from './registry.js';
 import type { Authenticator, UserInfo } from './auth.js';
+import { MASTERS, forbidden, impersonate, requestAttributes, type RbacAuthorizer } from './rbac.js';
 import { parseRequestInfo, type RequestInfo } from './request.js';
 import { TunnelServer, writeStatusToSocket } from './tunnel.js';
 
@@ -28,6 +29,8 @@ export interface StreamingProxyOptions {
   registry: Registry;
   tunnels: TunnelServer;
   auth: Authenticator;
+  /** RBAC for the upgraded requests (exec, attach, port-forward: `create` on pods/<verb>) */
+  authorizer?: RbacAuthorizer;
 }
 
 type Verb = 'log' | 'exec' | 'attach' | 'portforward';
@@ -48,6 +51,7 @@ export class StreamingProxy {
   private readonly registry: Registry;
   private readonly tunnels: TunnelServer;
   private readonly auth: Authenticator;
+  private readonly authorizer: RbacAuthorizer | undefined;
   private readonly podsDef: ResourceDef;
   /** upgraded client connections being proxied, destroyed on close() */
   private readonly live = new Set<Duplex>();
@@ -56,6 +60,7 @@ export class StreamingProxy {
     this.registry = opts.registry;
     this.tunnels = opts.tunnels;
     this.auth = opts.auth;
+    this.authorizer = opts.authorizer;
     this.podsDef = findResource('', 'v1', 'pods')!;
   }
 
@@ -88,11 +93,17 @@ export class StreamingProxy {
   // ------------------------------------------------------------------ upgrades
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const user = this.auth.authenticate(req);
-    if (!user) throw errors.unauthorized();
+    const requester = this.auth.authenticate(req);
+    if (!requester) throw errors.unauthorized();
+    const az = this.authorizer;
+    const user = impersonate(req.headers, requester, (a) => !az || az.authorize(requester, a).allowed) ?? requester;
     const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname === NODE_TUNNEL_PATH) { this.tunnels.handleUpgrade(req, socket, head, user); return; }
     const info = parseRequestInfo(url.pathname);
+    if (this.authorizer && !user.groups.includes(MASTERS)) {
+      const a = requestAttributes(req.method ?? 'GET', url.pathname, info, url.searchParams);
+      if (!this.authorizer.authorize(user, a).allowed) throw forbidden(user, a);
+    }
+    if (url.pathname === NODE_TUNNEL_PATH) { this.tunnels.handleUpgrade(req, socket, head, user); return; }
     const verb = info?.subresource as Verb | undefined;
     if (!info || info.prefix !== 'api' || info.version !== 'v1' || info.resource !== 'pods' || !info.namespace || !info.name || !verb || !CONNECT_VERBS.has(verb)) {
       throw errors.badRequest(`upgrade requests are not supported for ${url.pathname}`);

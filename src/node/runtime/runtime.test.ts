@@ -107,7 +107,8 @@ test('rootfs copy fallback: the layers are copied (whiteouts and opaque director
   await rt.start(id);
   const rootfs = join(dir, 'containers', id, 'rootfs');
   const log = join(dir, 'logs', 'copy.log');
-  for (let i = 0; i < 100 && !(existsSync(log) && readFileSync(log, 'utf8').includes('kept')); i++) await new Promise((r) => setTimeout(r, 50));
+  // the script writes /data/new after printing 'kept': wait for both (deadline poll)
+  for (let i = 0; i < 100 && !(existsSync(log) && readFileSync(log, 'utf8').includes('kept') && existsSync(join(rootfs, 'data/new')) && readFileSync(join(rootfs, 'data/new'), 'utf8') === 'written\n'); i++) await new Promise((r) => setTimeout(r, 50));
   const out = readFileSync(log, 'utf8').split('\n').map((l) => l.split(' ').slice(3).join(' ')).filter(Boolean);
   assert.deepEqual(out, ['/data:', 'keep', '/opq:', 'new', 'kept']);
   assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === rootfs), 'the rootfs is not a mount');
