@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StatusError, isStatusError } from '../machinery/status.js';
@@ -182,4 +182,5 @@ test('kubeconfig: server, CA, token and client certificate from the current cont
   assert.equal(c.options.keyPem, 'KEY');
   c.close();
   assert.throws(() => RestClient.fromKubeconfig(path, 'other'), /context "other" not found/);
+  rmSync(dir, { recursive: true, force: true });
 });
