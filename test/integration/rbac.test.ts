@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { startApiServer, type ApiServer } from '../../src/apiserver/server.js';
 import { MemoryStore } from '../../src/storage/memory/memory-store.js';
 import { ensurePki, type Pki } from '../../src/apiserver/pki.js';
+import { KUBECTL } from './cluster.js';
 import { request } from 'node:https';
 
-const KUBECTL = process.env.KUBECTL ?? '/usr/lib/google-cloud-sdk/bin/kubectl.1.32';
 const ADMIN = 'admin-token', ALICE = 'alice-token', BOB = 'bob-token', SA = 'sa-token';
 let api: ApiServer;
 let cacheDir: string;
