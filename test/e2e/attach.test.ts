@@ -59,7 +59,7 @@ function session(args: string[], viaScript = false) {
     child, exited,
     get out() { return out; },
     write(s: string) { child.stdin.write(s); },
-    waitFor: (re: RegExp, ms = 30_000) => poll(`${re} in kubectl ${args.join(' ')} (stdout ${JSON.stringify(out)}, stderr ${JSON.stringify(err)})`,
+    waitFor: (re: RegExp, ms = 30_000) => poll(`${re} in kubectl ${args.join(" ")} (stdout ${JSON.stringify(out)}, stderr ${JSON.stringify(err)}, exit ${child.exitCode} ${child.signalCode} pid ${child.pid})`,
       async () => re.test(out), ms, 50),
     async stop() { if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM'); await exited; },
   };
