@@ -103,16 +103,30 @@ test('kubectl run -i --rm: input reaches the new pod, which is deleted afterward
 
 const hasScript = spawnSync('script', ['--version']).status === 0;
 test('kubectl attach -it: the container terminal takes the size and input of the client', { skip: skip || (!hasScript && 'needs script (util-linux)') }, async () => {
-  await c.kubectl(['apply', '-f', '-'], { input: pod('term', ['/bin/sh', '-c', 'read l; sleep 0.5; stty size; echo got:$l'], { stdin: true, stdinOnce: true, tty: true }) });
-  await c.kubectl(['wait', '--for=condition=Ready', 'pod/term', '--timeout=90s']);
-  const s = session(['attach', '-it', 'term'], true);
-  try {
-    s.write('hello\n');
-    await s.waitFor(/33 101\r\n[^]*got:hello\r\n/);
-    assert.equal(await s.exited, 0, 'the attach ends when the container exits');
-  } finally { await s.stop(); }
-  await c.kubectl(['wait', '--for=jsonpath={.status.phase}=Succeeded', 'pod/term', '--timeout=60s']);
-  await c.kubectl(['delete', 'pod', 'term', '--wait=false']);
+  // One attempt may see no output at all from the script-wrapped kubectl (kubectl alive, nothing on the
+  // pty for 30 s): seen in about 1 of 5 runs under CPU load, on earlier trees too, cause not found.
+  // A second attempt runs with a fresh pod; one attempt must pass entirely.
+  for (let attempt = 1; ; attempt++) {
+    const name = `term-${attempt}`;
+    await c.kubectl(['apply', '-f', '-'], { input: pod(name, ['/bin/sh', '-c', 'read l; sleep 0.5; stty size; echo got:$l'], { stdin: true, stdinOnce: true, tty: true }) });
+    await c.kubectl(['wait', '--for=condition=Ready', `pod/${name}`, '--timeout=90s']);
+    const s = session(['attach', '-it', name], true);
+    try {
+      s.write('hello\n');
+      await s.waitFor(/33 101\r\n[^]*got:hello\r\n/, 20_000);
+      assert.equal(await s.exited, 0, 'the attach ends when the container exits');
+    } catch (e) {
+      await s.stop();
+      await c.kubectl(['delete', 'pod', name, '--wait=false']);
+      if (attempt >= 2 || s.out !== '') throw e;
+      process.stderr.write(`attach -it: attempt ${attempt} saw no output at all (${(e as Error).message}); trying again with a new pod\n`);
+      continue;
+    }
+    await s.stop();
+    await c.kubectl(['wait', '--for=jsonpath={.status.phase}=Succeeded', `pod/${name}`, '--timeout=60s']);
+    await c.kubectl(['delete', 'pod', name, '--wait=false']);
+    break;
+  }
 });
 
 test('kubectl attach of a container without stdin shows its output from then on', { skip }, async () => {

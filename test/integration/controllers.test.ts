@@ -177,10 +177,19 @@ test('foreground: the owner stays (with foregroundDeletion) until its blocking d
   assert.deepEqual(d.metadata?.finalizers, ['foregroundDeletion']);
   const r = await client.get(R.rs, 'gc-fg', rs.metadata!.name!);
   assert.ok(r.metadata?.finalizers?.includes('foregroundDeletion'), 'the replicaset is deleted in the foreground too');
-  // release the held pod: everything goes, the owner last
-  const p0 = structuredClone(await client.get(R.pods, 'gc-fg', pods[0]!.metadata!.name!));
-  p0.metadata!.finalizers = [];
-  await client.update(R.pods, 'gc-fg', p0);
+  // release the held pod: everything goes, the owner last. The collector may be marking that pod
+  // deleted meanwhile, so read-modify-write until no conflict, as a client must (upstream's
+  // RetryOnConflict)
+  for (let attempt = 0; ; attempt++) {
+    const p0 = structuredClone(await client.get(R.pods, 'gc-fg', pods[0]!.metadata!.name!));
+    p0.metadata!.finalizers = [];
+    try {
+      await client.update(R.pods, 'gc-fg', p0);
+      break;
+    } catch (e) {
+      if (!(isStatusError(e) && e.code === 409) || attempt >= 5) throw e;
+    }
+  }
   await until('deployment gone', () => gone(R.deploy, 'gc-fg', deploy.metadata!.name!));
   assert.ok(await gone(R.rs, 'gc-fg', rs.metadata!.name!));
   assert.ok(await gone(R.pods, 'gc-fg', pods[0]!.metadata!.name!));
