@@ -20,7 +20,7 @@ import { toTable, tableRow, type IncludeObject } from './tables.js';
 import { Authenticator, PUBLIC_PATHS, type UserInfo } from './auth.js';
 import { applyPatch as serverSideApply } from './server-side-apply.js';
 import { partialObjectJson, type CacheEvent, type CacheEntry } from './watch-cache.js';
-import { MASTERS, forbidden, impersonate, requestAttributes, type Attributes, type RbacAuthorizer } from './rbac.js';
+import { MASTERS, authorizeRequest, type Attributes, type RbacAuthorizer } from './rbac.js';
 
 export const VERSION_INFO = {
   major: '1', minor: '32', gitVersion: 'v1.32.0+kyb', gitCommit: '0000000000000000000000000000000000000000',
@@ -120,14 +120,9 @@ export class ApiHandler {
     }
     const requester = this.auth.authenticate(req);
     if (!requester) throw errors.unauthorized();
-    const az = this.opts.authorizer;
-    const user = impersonate(req.headers, requester, (a) => !az || az.authorize(requester, a).allowed) ?? requester;
-    if (this.opts.authorizer && !user.groups.includes(MASTERS)) {
-      let info: RequestInfo | undefined;
-      try { info = parseRequestInfo(path); } catch { throw errors.badRequest(`malformed path: ${path}`); }
-      const a = requestAttributes(req.method ?? 'GET', path, info, new URLSearchParams(query));
-      if (!this.opts.authorizer.authorize(user, a).allowed) throw forbidden(user, a);
-    }
+    const user = authorizeRequest(this.opts.authorizer, requester, req, path, query, () => {
+      try { return parseRequestInfo(path); } catch { throw errors.badRequest(`malformed path: ${path}`); }
+    });
     if (path === '/version' || path === '/version/') { sendJson(res, 200, VERSION_INFO); return; }
     const route = this.opts.routes?.find((r) => path.startsWith(r.prefix));
     if (route) { await route.handle(req, res, new URL(req.url ?? '/', 'http://x'), user); return; }

@@ -285,3 +285,21 @@ export function impersonate(
   if (name !== 'system:anonymous' && !all.includes('system:authenticated')) all.push('system:authenticated');
   return { username: name, groups: all, ...(uid ? { uid } : {}) };
 }
+
+/**
+ * The user a request acts as, allowed to make it: impersonation applied, then RBAC unless that user
+ * is in system:masters (or there is no authorizer). Throws 403 Forbidden. `info` is asked for only
+ * when a check is needed. Used by the request handler and by the upgrade path alike.
+ */
+export function authorizeRequest(
+  authorizer: RbacAuthorizer | undefined, requester: UserInfo,
+  req: { method?: string; headers: Record<string, string | string[] | undefined> },
+  path: string, query: string | URLSearchParams, info: () => RequestInfo | undefined,
+): UserInfo {
+  const user = impersonate(req.headers, requester, (a) => !authorizer || authorizer.authorize(requester, a).allowed) ?? requester;
+  if (authorizer && !user.groups.includes(MASTERS)) {
+    const a = requestAttributes(req.method ?? 'GET', path, info(), typeof query === 'string' ? new URLSearchParams(query) : query);
+    if (!authorizer.authorize(user, a).allowed) throw forbidden(user, a);
+  }
+  return user;
+}

@@ -19,7 +19,7 @@ import { errors, field, StatusError, type FieldError } from '../machinery/status
 import { NODE_TUNNEL_PATH } from '../machinery/mux.js';
 import type { Registry } from './registry.js';
 import type { Authenticator, UserInfo } from './auth.js';
-import { MASTERS, forbidden, impersonate, requestAttributes, type RbacAuthorizer } from './rbac.js';
+import { authorizeRequest, type RbacAuthorizer } from './rbac.js';
 import { parseRequestInfo, type RequestInfo } from './request.js';
 import { TunnelServer, writeStatusToSocket } from './tunnel.js';
 
@@ -95,14 +95,9 @@ export class StreamingProxy {
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const requester = this.auth.authenticate(req);
     if (!requester) throw errors.unauthorized();
-    const az = this.authorizer;
-    const user = impersonate(req.headers, requester, (a) => !az || az.authorize(requester, a).allowed) ?? requester;
     const url = new URL(req.url ?? '/', 'http://x');
     const info = parseRequestInfo(url.pathname);
-    if (this.authorizer && !user.groups.includes(MASTERS)) {
-      const a = requestAttributes(req.method ?? 'GET', url.pathname, info, url.searchParams);
-      if (!this.authorizer.authorize(user, a).allowed) throw forbidden(user, a);
-    }
+    const user = authorizeRequest(this.authorizer, requester, req, url.pathname, url.searchParams, () => info);
     if (url.pathname === NODE_TUNNEL_PATH) { this.tunnels.handleUpgrade(req, socket, head, user); return; }
     const verb = info?.subresource as Verb | undefined;
     if (!info || info.prefix !== 'api' || info.version !== 'v1' || info.resource !== 'pods' || !info.namespace || !info.name || !verb || !CONNECT_VERBS.has(verb)) {

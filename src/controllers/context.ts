@@ -50,13 +50,8 @@ export class SharedInformers {
     const key = opts.fieldSelector ? `${refKey(res)}?fieldSelector=${opts.fieldSelector}` : refKey(res);
     let inf = this.informers.get(key);
     if (!inf) {
-      inf = new Informer<KObject>({
-        client: this.opts.client, resource: { group: res.group, version: res.version, plural: res.plural },
-        clock: this.opts.clock, resyncPeriodMs: this.opts.resyncPeriodMs, onError: this.opts.onError,
-        fieldSelector: opts.fieldSelector,
-      });
+      inf = this.make(res, { fieldSelector: opts.fieldSelector });
       this.informers.set(key, inf);
-      if (this.signal && !this.signal.aborted) this.runs.push(inf.run(this.signal));
     }
     if (opts.indexers) {
       const fresh: Record<string, IndexFunc> = {};
@@ -81,13 +76,19 @@ export class SharedInformers {
     if (full) return full;
     let inf = this.metadataInformers.get(key);
     if (!inf) {
-      inf = new Informer<KObject>({
-        client: this.opts.client, resource: { group: res.group, version: res.version, plural: res.plural },
-        clock: this.opts.clock, resyncPeriodMs: this.opts.resyncPeriodMs, onError: this.opts.onError, metadataOnly: true,
-      });
+      inf = this.make(res, { metadataOnly: true });
       this.metadataInformers.set(key, inf);
-      if (this.signal && !this.signal.aborted) this.runs.push(inf.run(this.signal));
     }
+    return inf;
+  }
+
+  /** a new informer over all namespaces with the factory's options, started at once if the factory runs */
+  private make(res: ResourceRef, extra: { fieldSelector?: string; metadataOnly?: boolean }): Informer {
+    const inf = new Informer<KObject>({
+      client: this.opts.client, resource: { group: res.group, version: res.version, plural: res.plural },
+      clock: this.opts.clock, resyncPeriodMs: this.opts.resyncPeriodMs, onError: this.opts.onError, ...extra,
+    });
+    if (this.signal && !this.signal.aborted) this.runs.push(inf.run(this.signal));
     return inf;
   }
 
